@@ -1,0 +1,1 @@
+"""Action plans: what one event does in Zoho CRM, as data."""
