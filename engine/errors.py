@@ -1,6 +1,6 @@
 """Error tree of the connector.
 
-Every error the service can answer with is a subclass of `ConnectorError`. Each class carries a
+Every error the service returns to NSPS is a subclass of `ConnectorError`. Each class carries a
 stable machine code, the NSPS error type and the HTTP status, so the HTTP layer turns any of them
 into the NSPS `ErrorResponse` body in one place. The user-facing `message` never contains a
 secret, a stack trace or a whole payload.

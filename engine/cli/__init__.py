@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module of this package with two functions:
 `add_arguments(parser: argparse.ArgumentParser) -> None` and `run(args) -> int`.
-The module is imported only when its subcommand runs, so `validate` and `plan` stay fast.
+Every subcommand module is imported to build the parser, so a module keeps its heavy imports
+(falcon, requests, jsonschema) inside `run`, and `validate` and `plan` start fast.
 """
 
 from __future__ import annotations

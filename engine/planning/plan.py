@@ -17,7 +17,7 @@ EventPath = tuple[str | int, ...]
 
 
 class Action(StrEnum):
-    """What a step does with the record it matches.
+    """Operation a step performs on the record it matches.
 
     | action         | record found                              | record absent        |
     |----------------|-------------------------------------------|----------------------|
@@ -38,7 +38,7 @@ class Action(StrEnum):
 
 
 class WhenAbsent(StrEnum):
-    """What a step does when no record matches."""
+    """Behaviour of a step when no record matches."""
 
     CREATE = "create"
     SKIP = "skip"
@@ -46,7 +46,7 @@ class WhenAbsent(StrEnum):
 
 
 class Strategy(StrEnum):
-    """How records of a module are found, declared per module in the mappings."""
+    """Lookup method for the records of a module, declared per module in the mappings."""
 
     UPSERT = "upsert"
     """`POST /{module}/upsert` with `duplicate_check_fields`: needs a unique key field, and is
@@ -58,7 +58,7 @@ class Strategy(StrEnum):
 
 
 class Outcome(StrEnum):
-    """What a step did, as reported to NSPS and stored in the journal."""
+    """Result of one step, as reported to NSPS and stored in the journal."""
 
     CREATED = "created"
     UPDATED = "updated"
@@ -86,7 +86,7 @@ class FieldValue:
 
 @dataclass(frozen=True)
 class RecordMatch:
-    """How a step finds its record: the key field and the value it must equal exactly."""
+    """Key field of a step's record and the value it must equal exactly."""
 
     field: str
     value: Any
@@ -117,7 +117,7 @@ class Step:
     links: tuple[LookupLink, ...] = ()
     when_absent: WhenAbsent = WhenAbsent.CREATE
     skip_reason: str | None = None
-    """Set when the planner already knows the step does nothing (its condition is false, or
+    """Set when the planner has already decided that the step does nothing (its condition is false, or
     the input it binds is absent and the step says `skip`); the runner reports it as skipped."""
 
     def describe(self) -> str:
@@ -155,7 +155,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class StepResult:
-    """What the runner did for one step."""
+    """Record of what the runner did for one step."""
 
     step_id: str
     module: str
@@ -180,7 +180,7 @@ class StepResult:
 
 @dataclass
 class RunResult:
-    """What the runner did for a whole plan."""
+    """Record of what the runner did for a whole plan."""
 
     steps: list[StepResult] = field(default_factory=list)
 
