@@ -1,0 +1,191 @@
+"""HTTP resources: health, readiness, metrics and the NSPS event endpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import falcon
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from engine import __version__
+from engine.errors import (
+    ConnectorError,
+    ErrorDetail,
+    EventValidationError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+from engine.metrics import REGISTRY
+from engine.service import context
+
+logger = logging.getLogger("engine.service")
+
+
+class ProcessResult(Protocol):
+    status: int
+    body: dict[str, Any]
+    event_id: str | None
+    event_type: str | None
+    outcome: str
+    zoho_calls: int
+
+
+class EventProcessor(Protocol):
+    def process(self, body: Any) -> ProcessResult: ...
+
+
+ReadinessCheck = Callable[[], dict[str, Any]]
+
+
+class HealthResource:
+    """`GET /health`: the process is up. Needs no token and makes no outside call."""
+
+    def __init__(self, app_name: str) -> None:
+        self._body = {"status": "ok", "name": app_name, "version": __version__}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self._body
+
+
+class ReadinessResource:
+    """`GET /ready`: 200 when Zoho CRM is reachable and an access token is available, else 503."""
+
+    def __init__(self, check: ReadinessCheck) -> None:
+        self._check = check
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            zoho = self._check()
+        except ConnectorError as error:
+            logger.warning(
+                "readiness check failed",
+                extra={"error_code": error.code, "error_message": error.message},
+            )
+            resp.status = 503
+            resp.media = {
+                "status": "unavailable",
+                "zoho": {"ready": False, "error": error.code, "message": error.message},
+            }
+            return
+        resp.media = {"status": "ready", "zoho": {"ready": True, **zoho}}
+
+
+class MetricsResource:
+    """`GET /metrics`: Prometheus text format of `engine.metrics.REGISTRY`."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = CONTENT_TYPE_LATEST
+        resp.data = generate_latest(REGISTRY)
+
+
+class ProcessEventResource:
+    """`POST /process-event`: one NSPS event per request, answered with what was done in Zoho."""
+
+    auth_methods = frozenset({"POST"})
+
+    def __init__(self, processor: EventProcessor, *, max_body_bytes: int) -> None:
+        self._processor = processor
+        self._max_body_bytes = max_body_bytes
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _require_json_content_type(req)
+        raw = _read_body(req, self._max_body_bytes)
+        body = parse_json(raw)
+        _bind_event_ids(body)
+
+        started = time.perf_counter()
+        result = self._processor.process(body)
+
+        context.bind(event_id=result.event_id, event_type=result.event_type)
+        logger.info(
+            "event %s",
+            result.outcome,
+            extra={
+                "outcome": result.outcome,
+                "status": result.status,
+                "zoho_calls": result.zoho_calls,
+                "duration_ms": _elapsed_ms(started),
+            },
+        )
+        resp.status = result.status
+        resp.media = result.body
+
+
+def _require_json_content_type(req: falcon.Request) -> None:
+    media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return
+    shown = media_type or "none"
+    raise UnsupportedMediaTypeError(
+        f"Content-Type {shown!r} is not supported: send the event as application/json"
+    )
+
+
+def _read_body(req: falcon.Request, limit: int) -> bytes:
+    # Content-Length is checked first so an oversized body is never read; the bytes actually
+    # read are checked too, because a chunked request has no Content-Length.
+    if req.content_length is not None and req.content_length > limit:
+        raise PayloadTooLargeError(_too_large_message(req.content_length, limit))
+    raw = req.bounded_stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLargeError(_too_large_message(None, limit))
+    return raw
+
+
+def _too_large_message(size: int | None, limit: int) -> str:
+    if size is None:
+        return f"request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)"
+    return (
+        f"request body of {size} bytes is larger than the limit of {limit} bytes (MAX_BODY_BYTES)"
+    )
+
+
+def parse_json(raw: bytes) -> Any:
+    """Decode a request body as strict JSON; raise `EventValidationError` saying where it fails."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _invalid_json(f"body is not UTF-8: invalid byte at position {error.start}") from error
+    if not text.strip():
+        raise _invalid_json("body is empty: send one NSPS event as a JSON object")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        message = f"body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        raise _invalid_json(message) from error
+    except ValueError as error:
+        raise _invalid_json(f"body is not valid JSON: {error}") from error
+    except RecursionError as error:
+        raise _invalid_json("body is not valid JSON: it is nested too deeply") from error
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _invalid_json(message: str) -> EventValidationError:
+    detail = ErrorDetail(loc=("body",), msg=message, type="json_invalid")
+    return EventValidationError(message, details=[detail])
+
+
+def _bind_event_ids(body: Any) -> None:
+    """Bind the event id and type for logging as early as they can be read; they may be wrong."""
+    if not isinstance(body, dict):
+        return
+    event_id = body.get("event_id")
+    data = body.get("data")
+    event_type = data.get("event_type") if isinstance(data, dict) else None
+    context.bind(
+        event_id=event_id if isinstance(event_id, str) else None,
+        event_type=event_type if isinstance(event_type, str) else None,
+    )
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
