@@ -10,6 +10,7 @@ secret, a stack trace or a whole payload.
 | AuthenticationError        | 401    | AUTHENTICATION_ERROR | no              |
 | RouteNotFoundError         | 404    | VALIDATION_ERROR     | no              |
 | RecordNotFoundError        | 404    | VALIDATION_ERROR     | no              |
+| EventNotFoundError         | 404    | VALIDATION_ERROR     | no              |
 | MethodNotAllowedError      | 405    | VALIDATION_ERROR     | no              |
 | PayloadTooLargeError       | 413    | VALIDATION_ERROR     | no              |
 | UnsupportedMediaTypeError  | 415    | VALIDATION_ERROR     | no              |
@@ -223,3 +224,12 @@ class RecordNotFoundError(ConnectorError):
     error_type = ErrorType.VALIDATION
     code = "record_not_found"
     title = "Record not found"
+
+
+class EventNotFoundError(ConnectorError):
+    """A replay names an event id that the journal does not hold, or holds without its body."""
+
+    status = 404
+    error_type = ErrorType.VALIDATION
+    code = "event_not_found"
+    title = "Event not found"
