@@ -1,0 +1,456 @@
+"""The journal in an embedded SQLite file.
+
+The file is opened in WAL mode so that readers never wait for the writer, with a busy timeout so
+that writers from other threads and processes wait their turn instead of failing. Each thread
+uses its own connection. Every change is one `BEGIN IMMEDIATE` transaction, so a process killed
+at any point leaves either the whole change or none of it.
+
+The file holds event bodies, which contain personal data (names, e-mail addresses, phone
+numbers), so it is created with mode 0600 in a directory created with mode 0700. SQLite creates
+its `-wal` and `-shm` files with the mode of the database file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.journal.base import (
+    FINISHED_OUTCOMES,
+    UNFINISHED_OUTCOMES,
+    AppliedTime,
+    EventFacts,
+    EventOutcome,
+    Journal,
+    JournalEntry,
+    record_key_text,
+)
+from engine.planning.plan import Action, Outcome, RecordKey, StepResult
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    event_id      TEXT PRIMARY KEY,
+    event_type    TEXT,
+    account_key   TEXT,
+    sim_keys      TEXT NOT NULL DEFAULT '[]',
+    received_at   TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    event_time    TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    duplicates    INTEGER NOT NULL DEFAULT 0,
+    outcome       TEXT NOT NULL,
+    steps         TEXT NOT NULL DEFAULT '[]',
+    error_code    TEXT,
+    error_message TEXT,
+    body          TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_received_at ON events (received_at);
+CREATE INDEX IF NOT EXISTS events_by_outcome ON events (outcome, received_at);
+CREATE INDEX IF NOT EXISTS events_by_account_key ON events (account_key);
+CREATE TABLE IF NOT EXISTS records (
+    module            TEXT NOT NULL,
+    key_field         TEXT NOT NULL,
+    key_value         TEXT NOT NULL,
+    record_id         TEXT,
+    newest_event_time TEXT,
+    newest_event_id   TEXT,
+    updated_at        TEXT NOT NULL,
+    PRIMARY KEY (module, key_field, key_value)
+) WITHOUT ROWID;
+"""
+
+EVENT_COLUMNS = (
+    "event_id, event_type, account_key, sim_keys, received_at, updated_at, event_time, "
+    "attempts, duplicates, outcome, steps, error_code, error_message"
+)
+
+
+class JournalSchemaError(RuntimeError):
+    """The journal file was written by a newer version of the connector."""
+
+
+class SqliteJournal(Journal):
+    """Journal stored in one SQLite file, safe across threads and processes on one host.
+
+    SQLite file locks are not reliable on network file systems, so the file must be on a local
+    disk. Several connector processes on one host may share it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_seconds: float = 10.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        self.path = Path(path)
+        self._busy_timeout_seconds = busy_timeout_seconds
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+
+        self._create_file()
+        with self._transaction() as connection:
+            self._migrate(connection)
+
+    # Connection handling
+
+    def _create_file(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(descriptor)
+        if self.path.stat().st_mode & 0o777 != 0o600:
+            # An existing file may have been created by hand or by an older tool.
+            os.chmod(self.path, 0o600)
+            logger.warning("journal file permissions set to 0600", extra={"path": str(self.path)})
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        # A connection must not cross a fork: the child opens its own.
+        if connection is not None and self._local.pid == os.getpid():
+            return connection
+
+        connection = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_seconds,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        connection.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_seconds * 1000)}")
+        self._local.connection = connection
+        self._local.pid = os.getpid()
+        with self._connections_lock:
+            self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise JournalSchemaError(
+                f"journal {self.path} has schema version {version}, newer than "
+                f"{SCHEMA_VERSION}; upgrade the connector or use another JOURNAL_PATH"
+            )
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+        self._local = threading.local()
+
+    # Events
+
+    def get(self, event_id: str, *, with_body: bool = False) -> JournalEntry | None:
+        columns = EVENT_COLUMNS + (", body" if with_body else "")
+        row = (
+            self._connection()
+            .execute(f"SELECT {columns} FROM events WHERE event_id = ?", (event_id,))  # noqa: S608
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return _entry_from_row(row)
+
+    def receive(self, facts: EventFacts) -> None:
+        now = _now_text()
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO events (event_id, event_type, account_key, sim_keys, received_at, "
+                "updated_at, event_time, outcome, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (event_id) DO NOTHING",
+                (*_facts_columns(facts), now, now, _time_text(facts.event_time),
+                 EventOutcome.RECEIVED, _body_text(facts.body)),
+            )
+
+    def start_attempt(self, facts: EventFacts) -> tuple[JournalEntry, bool]:
+        now = _now_text()
+        with self._transaction() as connection:
+            row = connection.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?",  # noqa: S608
+                (facts.event_id,),
+            ).fetchone()
+            if row is not None and EventOutcome(row[9]) in FINISHED_OUTCOMES:
+                return _entry_from_row(row), False
+
+            self._upsert_event(connection, facts, now, EventOutcome.IN_PROGRESS, attempts=1)
+            started = connection.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?",  # noqa: S608
+                (facts.event_id,),
+            ).fetchone()
+        return _entry_from_row(started), True
+
+    def record_step(
+        self,
+        event_id: str,
+        result: StepResult,
+        *,
+        key: RecordKey | None,
+        event_time: datetime | None,
+        applied: bool,
+    ) -> None:
+        now = _now_text()
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT steps FROM events WHERE event_id = ?", (event_id,)
+            ).fetchone()
+            if row is not None:
+                steps = [
+                    step for step in json.loads(row[0]) if step["step_id"] != result.step_id
+                ]
+                steps.append(_step_to_json(result))
+                connection.execute(
+                    "UPDATE events SET steps = ?, updated_at = ? WHERE event_id = ?",
+                    (json.dumps(steps), now, event_id),
+                )
+
+            if key is None:
+                return
+            mark_time = _time_text(event_time) if applied else None
+            connection.execute(
+                "INSERT INTO records (module, key_field, key_value, record_id, "
+                "newest_event_time, newest_event_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (module, key_field, key_value) DO UPDATE SET "
+                "record_id = coalesce(excluded.record_id, record_id), "
+                "newest_event_id = CASE WHEN excluded.newest_event_time IS NOT NULL AND "
+                "(newest_event_time IS NULL OR excluded.newest_event_time > newest_event_time) "
+                "THEN excluded.newest_event_id ELSE newest_event_id END, "
+                "newest_event_time = CASE WHEN excluded.newest_event_time IS NOT NULL AND "
+                "(newest_event_time IS NULL OR excluded.newest_event_time > newest_event_time) "
+                "THEN excluded.newest_event_time ELSE newest_event_time END, "
+                "updated_at = excluded.updated_at",
+                (
+                    key.module,
+                    key.field,
+                    record_key_text(key.value),
+                    result.record_id,
+                    mark_time,
+                    event_id if mark_time else None,
+                    now,
+                ),
+            )
+
+    def finish(
+        self, event_id: str, outcome: EventOutcome, steps: Sequence[StepResult]
+    ) -> JournalEntry:
+        now = _now_text()
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE events SET outcome = ?, steps = ?, updated_at = ?, error_code = NULL, "
+                "error_message = NULL WHERE event_id = ?",
+                (outcome, json.dumps([_step_to_json(step) for step in steps]), now, event_id),
+            )
+            row = connection.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?",  # noqa: S608
+                (event_id,),
+            ).fetchone()
+        if row is None:
+            raise KeyError(f"event {event_id} is not in the journal")
+        return _entry_from_row(row)
+
+    def fail(
+        self,
+        facts: EventFacts,
+        *,
+        error_code: str,
+        error_message: str,
+        count_attempt: bool,
+    ) -> None:
+        now = _now_text()
+        with self._transaction() as connection:
+            self._upsert_event(
+                connection, facts, now, EventOutcome.FAILED, attempts=1 if count_attempt else 0
+            )
+            connection.execute(
+                "UPDATE events SET error_code = ?, error_message = ? WHERE event_id = ?",
+                (error_code, error_message, facts.event_id),
+            )
+
+    def note_duplicate(self, event_id: str) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE events SET duplicates = duplicates + 1, updated_at = ? WHERE event_id = ?",
+                (_now_text(), event_id),
+            )
+
+    def _upsert_event(
+        self,
+        connection: sqlite3.Connection,
+        facts: EventFacts,
+        now: str,
+        outcome: EventOutcome,
+        *,
+        attempts: int,
+    ) -> None:
+        # Facts learned later (the event time after planning) fill in what the first arrival
+        # could not know; a missing body keeps the stored one.
+        connection.execute(
+            "INSERT INTO events (event_id, event_type, account_key, sim_keys, received_at, "
+            "updated_at, event_time, attempts, outcome, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (event_id) DO UPDATE SET "
+            "event_type = coalesce(excluded.event_type, event_type), "
+            "account_key = coalesce(excluded.account_key, account_key), "
+            "sim_keys = CASE WHEN excluded.sim_keys = '[]' THEN sim_keys "
+            "ELSE excluded.sim_keys END, "
+            "updated_at = excluded.updated_at, "
+            "event_time = coalesce(excluded.event_time, event_time), "
+            "attempts = attempts + excluded.attempts, "
+            "outcome = excluded.outcome, "
+            "body = coalesce(excluded.body, body)",
+            (*_facts_columns(facts), now, now, _time_text(facts.event_time), attempts, outcome,
+             _body_text(facts.body)),
+        )
+
+    def list_events(
+        self,
+        *,
+        unfinished_only: bool = False,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        if unfinished_only:
+            conditions.append(f"outcome IN ({', '.join('?' for _ in UNFINISHED_OUTCOMES)})")
+            parameters.extend(sorted(UNFINISHED_OUTCOMES))
+        if since is not None:
+            conditions.append("received_at >= ?")
+            parameters.append(_time_text(since))
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        query = f"SELECT {EVENT_COLUMNS} FROM events {where} ORDER BY received_at DESC, event_id"  # noqa: S608
+        if limit is not None:
+            query += " LIMIT ?"
+            parameters.append(limit)
+
+        rows = self._connection().execute(query, parameters).fetchall()
+        return [_entry_from_row(row) for row in rows]
+
+    # Records
+
+    def record_id(self, module: str, field: str, value: Any) -> str | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT record_id FROM records WHERE module = ? AND key_field = ? "
+                "AND key_value = ?",
+                (module, field, record_key_text(value)),
+            )
+            .fetchone()
+        )
+        return None if row is None else row[0]
+
+    def newest_applied(self, keys: Sequence[RecordKey]) -> dict[RecordKey, AppliedTime]:
+        connection = self._connection()
+        applied: dict[RecordKey, AppliedTime] = {}
+        for key in keys:
+            row = connection.execute(
+                "SELECT newest_event_time, newest_event_id FROM records WHERE module = ? "
+                "AND key_field = ? AND key_value = ? AND newest_event_time IS NOT NULL",
+                (key.module, key.field, record_key_text(key.value)),
+            ).fetchone()
+            if row is not None:
+                applied[key] = AppliedTime(_parse_time(row[0]), row[1])
+        return applied
+
+
+def _now_text() -> str:
+    return _time_text(datetime.now(UTC)) or ""
+
+
+def _time_text(moment: datetime | None) -> str | None:
+    """Return a UTC time as fixed-width ISO 8601 text, so that text order is time order."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _facts_columns(facts: EventFacts) -> tuple[str, str | None, str | None, str]:
+    return (facts.event_id, facts.event_type, facts.account_key, json.dumps(list(facts.sim_keys)))
+
+
+def _body_text(body: Any) -> str | None:
+    if body is None:
+        return None
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _step_to_json(step: StepResult) -> dict[str, Any]:
+    return {
+        "step_id": step.step_id,
+        "module": step.module,
+        "action": str(step.action),
+        "outcome": str(step.outcome),
+        "record_id": step.record_id,
+        "reason": step.reason,
+        "zoho_calls": step.zoho_calls,
+    }
+
+
+def _step_from_json(data: dict[str, Any]) -> StepResult:
+    return StepResult(
+        step_id=data["step_id"],
+        module=data["module"],
+        action=Action(data["action"]),
+        outcome=Outcome(data["outcome"]),
+        record_id=data.get("record_id"),
+        reason=data.get("reason"),
+        zoho_calls=int(data.get("zoho_calls", 0)),
+    )
+
+
+def _entry_from_row(row: Sequence[Any]) -> JournalEntry:
+    body = json.loads(row[13]) if len(row) > 13 and row[13] is not None else None
+    return JournalEntry(
+        event_id=row[0],
+        event_type=row[1],
+        account_key=row[2],
+        sim_keys=tuple(json.loads(row[3])),
+        received_at=_parse_time(row[4]),
+        updated_at=_parse_time(row[5]),
+        event_time=_parse_time(row[6]) if row[6] else None,
+        attempts=row[7],
+        duplicates=row[8],
+        outcome=EventOutcome(row[9]),
+        steps=tuple(_step_from_json(step) for step in json.loads(row[10])),
+        error_code=row[11],
+        error_message=row[12],
+        body=body,
+    )
