@@ -1,0 +1,145 @@
+"""Validation of an incoming event against the NSPS event JSON Schema.
+
+Every problem is collected, not only the first, and each becomes an `ErrorDetail` whose `loc` is
+the path into the event. Messages name the expected type, never the value received, because
+values may be personal data and error bodies are stored in NSPS's event history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from engine.errors import ErrorDetail, EventValidationError
+
+SCHEMA_FILE_NAME = "nsps-event.schema.json"
+DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+JSON_TYPE_NAMES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
+
+# jsonschema keyword -> ErrorDetail.type, in the FastAPI style that NSPS's examples show.
+ERROR_TYPES = {
+    "required": "missing",
+    "type": "type_error",
+    "minLength": "value_error.empty",
+    "pattern": "value_error.pattern",
+    "anyOf": "value_error.any_of",
+    "enum": "value_error.enum",
+}
+
+
+class EventValidator:
+    """Checks events against one NSPS event schema."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        Draft202012Validator.check_schema(schema)
+        self.schema = schema
+        self._validator = Draft202012Validator(schema)
+
+    @classmethod
+    def from_file(cls, path: Path) -> EventValidator:
+        with path.open(encoding="utf-8") as schema_file:
+            return cls(json.load(schema_file))
+
+    def validate(self, body: Any) -> dict[str, Any]:
+        """Return the event when it is valid, else raise EventValidationError with every problem."""
+        if not isinstance(body, dict):
+            raise EventValidationError(
+                f"Invalid event: the body must be a JSON object, not {json_type_name(body)}",
+                details=[ErrorDetail(loc=(), msg="must be an object", type="type_error")],
+            )
+
+        details = sorted(_details(self._validator.iter_errors(body)), key=_sort_key)
+        if details:
+            summary = "; ".join(f"{_format_loc(d.loc)}: {d.msg}" for d in details[:3])
+            more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
+            raise EventValidationError(f"Invalid event: {summary}{more}", details=details)
+        return body
+
+
+@cache
+def default_validator() -> EventValidator:
+    return EventValidator.from_file(DEFAULT_SCHEMAS_DIR / SCHEMA_FILE_NAME)
+
+
+def validate_event(body: Any) -> dict[str, Any]:
+    """Validate an event against the shipped NSPS event schema and return it unchanged.
+
+    Raises EventValidationError whose `details` list every problem with its path.
+    """
+    return default_validator().validate(body)
+
+
+def json_type_name(value: Any) -> str:
+    return JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _details(errors: Iterable[ValidationError]) -> Iterable[ErrorDetail]:
+    seen: set[tuple[tuple[str | int, ...], str]] = set()
+    for error in errors:
+        detail = _detail(error)
+        key = (detail.loc, detail.msg)
+        if key not in seen:
+            seen.add(key)
+            yield detail
+
+
+def _detail(error: ValidationError) -> ErrorDetail:
+    loc: tuple[str | int, ...] = tuple(error.absolute_path)
+    keyword = str(error.validator)
+    error_type = ERROR_TYPES.get(keyword, f"value_error.{keyword}")
+
+    if keyword == "required":
+        missing = _missing_property(error)
+        return ErrorDetail(loc=(*loc, missing), msg="field required", type=error_type)
+    if keyword == "type":
+        expected = error.validator_value
+        expected_text = " or ".join(expected) if isinstance(expected, list) else str(expected)
+        if error.instance is None:
+            return ErrorDetail(
+                loc=loc, msg=f"must not be null, expected {expected_text}", type="missing"
+            )
+        return ErrorDetail(
+            loc=loc,
+            msg=f"must be {expected_text}, not {json_type_name(error.instance)}",
+            type=error_type,
+        )
+    if keyword == "minLength":
+        return ErrorDetail(loc=loc, msg="must not be empty", type=error_type)
+    if keyword == "pattern":
+        description = error.schema.get("description", "")
+        hint = " (a UUID)" if "UUID" in description else ""
+        return ErrorDetail(loc=loc, msg=f"has an invalid format{hint}", type=error_type)
+
+    message = error.schema.get("x-message") if isinstance(error.schema, dict) else None
+    return ErrorDetail(loc=loc, msg=message or error.message, type=error_type)
+
+
+def _missing_property(error: ValidationError) -> str:
+    if isinstance(error.validator_value, list) and isinstance(error.instance, dict):
+        for name in error.validator_value:
+            if name not in error.instance:
+                return str(name)
+    return str(error.message.split("'")[1]) if "'" in error.message else "?"
+
+
+def _sort_key(detail: ErrorDetail) -> tuple[str, str]:
+    return (_format_loc(detail.loc), detail.msg)
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in loc) if loc else "body"
