@@ -1,0 +1,175 @@
+"""Turning the compiled fields of a field mapping into the `FieldValue`s of one step."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import ErrorDetail
+from engine.events.paths import MISSING, format_path, is_empty, read_path
+from engine.mapping.model import (
+    CompiledField,
+    CompiledFieldMapping,
+    TooLong,
+    ValueSource,
+    WhenEmpty,
+)
+from engine.mapping.types import TEXT_TYPES, ValueConversionError, convert_value
+from engine.planning.plan import EventPath, FieldValue
+
+logger = logging.getLogger(__name__)
+
+# Longest unmapped value written to the warning log; values of mapped fields are enumerations,
+# so this only guards against a map put on a free-text field.
+MAX_LOGGED_VALUE_LENGTH = 40
+
+
+@dataclass
+class UnmappedValueLog:
+    """Logs a value missing from a value map once per (mapping, field, value), at warning level."""
+
+    _seen: set[tuple[str, str, str]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, mapping: str, field_name: str, value: Any) -> None:
+        key = (mapping, field_name, str(value)[:MAX_LOGGED_VALUE_LENGTH])
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen.add(key)
+        logger.warning(
+            "value is not in the value_map and is written unchanged",
+            extra={"field_mapping": mapping, "field": field_name, "value": key[2]},
+        )
+
+
+@dataclass(frozen=True)
+class BoundInput:
+    """The event and the object a step binds, with the path it was read from."""
+
+    event: dict[str, Any]
+    path: EventPath
+    value: Any
+
+
+def evaluate_mapping(
+    mapping: CompiledFieldMapping,
+    bound: BoundInput,
+    unmapped: UnmappedValueLog,
+    problems: list[ErrorDetail],
+) -> list[FieldValue]:
+    """Return the field values the mapping writes for this input; problems are appended."""
+    values = []
+    for compiled in mapping.fields:
+        value = _evaluate_field(mapping.name, compiled, bound, unmapped, problems)
+        if value is not None:
+            values.append(value)
+    return values
+
+
+def read_source(source: ValueSource, bound: BoundInput) -> tuple[Any, EventPath | None]:
+    """Return the raw value of a source and the absolute event path it came from."""
+    if source.expression is not None:
+        return source.expression.evaluate(bound.value, bound.event), None
+    if source.path is not None:
+        path = source.path if source.absolute else (*bound.path, *source.path)
+        return read_path(bound.event, path), path
+    return source.constant, None
+
+
+def _evaluate_field(
+    mapping_name: str,
+    compiled: CompiledField,
+    bound: BoundInput,
+    unmapped: UnmappedValueLog,
+    problems: list[ErrorDetail],
+) -> FieldValue | None:
+    name = compiled.field.name
+    if compiled.condition is not None and not compiled.condition.evaluate(bound.value, bound.event):
+        return None
+
+    value, path = read_source(compiled.source, bound)
+    on_create_only = False
+    if is_empty(value) and compiled.default is not None:
+        value, path = compiled.default, None
+    if is_empty(value) and compiled.default_on_create is not None:
+        value, path = read_source(compiled.default_on_create, bound)
+        on_create_only = not is_empty(value)
+
+    if is_empty(value):
+        return _empty_field(compiled, path or _source_path(compiled.source, bound), problems)
+
+    if compiled.value_map is not None and isinstance(value, str | int | float | bool):
+        if str(value) in compiled.value_map:
+            value = compiled.value_map[str(value)]
+        else:
+            unmapped.record(mapping_name, name, value)
+        if is_empty(value):
+            return _empty_field(compiled, path, problems)
+
+    loc = path or ()
+    try:
+        converted = convert_value(value, compiled.type)
+    except ValueConversionError as error:
+        problems.append(
+            ErrorDetail(loc=loc, msg=f"{error} for Zoho field {name}", type="type_error")
+        )
+        return None
+    converted = _limit_length(compiled, converted, loc, problems)
+    if converted is None:
+        return None
+    return FieldValue(field=name, value=converted, source=path, on_create_only=on_create_only)
+
+
+def _empty_field(
+    compiled: CompiledField, path: EventPath | None, problems: list[ErrorDetail]
+) -> FieldValue | None:
+    if compiled.when_empty is WhenEmpty.CLEAR:
+        return FieldValue(field=compiled.field.name, value=None, source=path)
+    if compiled.when_empty is WhenEmpty.FAIL:
+        problems.append(
+            ErrorDetail(
+                loc=path or (),
+                msg=f"field required: Zoho field {compiled.field.name} must not be empty",
+                type="missing",
+            )
+        )
+    return None
+
+
+def _limit_length(
+    compiled: CompiledField, value: Any, loc: EventPath, problems: list[ErrorDetail]
+) -> Any:
+    if compiled.type not in TEXT_TYPES or compiled.max_length is None:
+        return value
+    if len(value) <= compiled.max_length:
+        return value
+    if compiled.on_too_long is TooLong.TRUNCATE:
+        return value[: compiled.max_length]
+    problems.append(
+        ErrorDetail(
+            loc=loc,
+            msg=f"is {len(value)} characters long, but Zoho field {compiled.field.name} allows "
+            f"{compiled.max_length}",
+            type="value_error.too_long",
+        )
+    )
+    return None
+
+
+def _source_path(source: ValueSource, bound: BoundInput) -> EventPath | None:
+    if source.path is None:
+        return None
+    return source.path if source.absolute else (*bound.path, *source.path)
+
+
+__all__ = [
+    "MISSING",
+    "BoundInput",
+    "UnmappedValueLog",
+    "evaluate_mapping",
+    "format_path",
+    "read_source",
+]
