@@ -13,7 +13,6 @@ import falcon
 
 from engine.config import Settings
 from engine.service.errors import install_error_handlers
-from engine.service.logs import install_record_factory
 from engine.service.middleware import (
     BearerAuthMiddleware,
     RequestContextMiddleware,
@@ -32,8 +31,6 @@ from engine.service.resources import (
 def create_app(
     settings: Settings, *, processor: EventProcessor, readiness: ReadinessCheck
 ) -> falcon.App:
-    install_record_factory()
-
     # Falcon calls process_response in reverse order, so the request context middleware,
     # listed first, writes the access log line after every other middleware has run.
     middleware: list[Any] = [

@@ -1,8 +1,8 @@
 """Logging set-up: JSON lines to files, JSON or readable text on the console.
 
-Every record carries the ids of the request being served (`request_id`, `unique_id`,
-`event_id`, `event_type`) when they are known, because a record factory copies them from
-`engine.service.context` into each record as it is created. Values passed with
+Every line carries the ids of the request being served (`request_id`, `unique_id`,
+`event_id`, `event_type`) when they are known: `ContextFilter`, installed on each handler,
+copies them from `engine.service.context` into the record. Values passed with
 `extra={...}` become fields of the JSON line. Fields whose name suggests a credential are
 replaced by `[redacted]` as a last line of defence; callers still never pass secrets.
 """
@@ -35,21 +35,17 @@ _SECRET_WORDS = ("token", "secret", "password", "authorization")
 _INSTALLED_MARK = "_connector_handler"
 
 
-def install_record_factory() -> None:
-    """Make every new log record carry the current request's ids (idempotent)."""
-    factory = logging.getLogRecordFactory()
-    if getattr(factory, "_adds_request_context", False):
-        return
+class ContextFilter(logging.Filter):
+    """Copy the current request's ids onto each record that passes a handler.
 
-    def create_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = factory(*args, **kwargs)
+    A value passed in `extra` wins. The filter never rejects a record.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
         for name, value in context.current().items():
             if not hasattr(record, name):
                 setattr(record, name, value)
-        return record
-
-    create_record._adds_request_context = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(create_record)
+        return True
 
 
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -102,7 +98,6 @@ def configure_logging(
     Handlers installed by an earlier call are replaced, and handlers that others added to the
     root logger (pytest's capture, for instance) are kept. `log_dir=None` writes no files.
     """
-    install_record_factory()
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, _INSTALLED_MARK, False):
@@ -124,6 +119,7 @@ def configure_logging(
             handlers.append(handler)
 
     for handler in handlers:
+        handler.addFilter(ContextFilter())
         setattr(handler, _INSTALLED_MARK, True)
         root.addHandler(handler)
     root.setLevel(level)

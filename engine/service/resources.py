@@ -19,7 +19,7 @@ from engine.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from engine.metrics import REGISTRY
+from engine.metrics import EVENT_SECONDS, EVENTS, REGISTRY
 from engine.service import context
 
 logger = logging.getLogger("engine.service")
@@ -52,26 +52,26 @@ class HealthResource:
 
 
 class ReadinessResource:
-    """`GET /ready`: 200 when Zoho CRM is reachable and an access token is available, else 503."""
+    """`GET /ready`: 200 when Zoho CRM is reachable and an access token is available, else 503.
+
+    The check returns a report with a boolean `ready`; the report is passed on as `zoho`.
+    """
 
     def __init__(self, check: ReadinessCheck) -> None:
         self._check = check
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
-            zoho = self._check()
+            report = self._check()
         except ConnectorError as error:
-            logger.warning(
-                "readiness check failed",
-                extra={"error_code": error.code, "error_message": error.message},
-            )
-            resp.status = 503
-            resp.media = {
-                "status": "unavailable",
-                "zoho": {"ready": False, "error": error.code, "message": error.message},
-            }
+            report = {"ready": False, "error": error.message}
+
+        if report.get("ready") is True:
+            resp.media = {"status": "ready", "zoho": report}
             return
-        resp.media = {"status": "ready", "zoho": {"ready": True, **zoho}}
+        logger.warning("readiness check failed", extra={"error_message": report.get("error")})
+        resp.status = 503
+        resp.media = {"status": "unavailable", "zoho": report}
 
 
 class MetricsResource:
@@ -98,9 +98,17 @@ class ProcessEventResource:
         _bind_event_ids(body)
 
         started = time.perf_counter()
-        result = self._processor.process(body)
+        try:
+            result = self._processor.process(body)
+        except Exception as error:
+            _count_failed_event(error, time.perf_counter() - started)
+            raise
 
         context.bind(event_id=result.event_id, event_type=result.event_type)
+        EVENTS.labels(event_type=result.event_type or "", outcome=result.outcome).inc()
+        EVENT_SECONDS.labels(event_type=result.event_type or "").observe(
+            time.perf_counter() - started
+        )
         logger.info(
             "event %s",
             result.outcome,
@@ -132,7 +140,11 @@ def _read_body(req: falcon.Request, limit: int) -> bytes:
     # read are checked too, because a chunked request has no Content-Length.
     if req.content_length is not None and req.content_length > limit:
         raise PayloadTooLargeError(_too_large_message(req.content_length, limit))
-    raw = req.bounded_stream.read(limit + 1)
+    # Without Content-Length, Falcon's bounded stream reads nothing, so the raw stream is read.
+    # Waitress buffers a chunked body completely before the app runs, so this read never
+    # waits on the client.
+    stream = req.bounded_stream if req.content_length is not None else req.stream
+    raw = stream.read(limit + 1)
     if len(raw) > limit:
         raise PayloadTooLargeError(_too_large_message(None, limit))
     return raw
@@ -185,6 +197,17 @@ def _bind_event_ids(body: Any) -> None:
         event_id=event_id if isinstance(event_id, str) else None,
         event_type=event_type if isinstance(event_type, str) else None,
     )
+
+
+def _count_failed_event(error: Exception, seconds: float) -> None:
+    # An event the service rejects as invalid may carry any event type, so it is counted under
+    # "invalid" to keep the number of label values bounded.
+    if isinstance(error, ConnectorError) and error.status < 429:
+        event_type = "invalid"
+    else:
+        event_type = context.current().get("event_type", "invalid")[:64]
+    EVENTS.labels(event_type=event_type, outcome="failed").inc()
+    EVENT_SECONDS.labels(event_type=event_type).observe(seconds)
 
 
 def _elapsed_ms(started: float) -> float:

@@ -1,0 +1,177 @@
+"""`zoho-connector serve`: serve the NSPS webhook on waitress until SIGTERM or SIGINT.
+
+Exit status: 0 after a graceful shutdown, 1 when the mapping or schema files are invalid,
+2 when the configuration is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from engine.config import Settings
+
+EXIT_OK = 0
+EXIT_INVALID_MAPPINGS = 1
+EXIT_INVALID_CONFIG = 2
+
+SAMPLE_EVENT = Path("docs/examples/sim-updated.json")
+
+logger = logging.getLogger("engine.cli.serve")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run against the bundled Zoho CRM emulator (also the default outside production "
+        "when no ZOHO_CRM_* credential is set); generates API_TOKEN when it is not set",
+    )
+    parser.add_argument(
+        "--host",
+        help="address to listen on (default: HOST, else 0.0.0.0, or 127.0.0.1 in sandbox mode)",
+    )
+    parser.add_argument("--port", type=int, help="TCP port to listen on (default: PORT, else 3000)")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path(".env"),
+        help="file of environment variables read before the environment (default: .env)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.config import ConfigError, Settings
+    from engine.mapping.findings import MappingInvalidError
+    from engine.service.logs import configure_logging
+    from engine.service.server import ServiceServer
+    from engine.service.wiring import build_service
+
+    try:
+        settings = Settings.from_env(env_file=args.env_file, sandbox=args.sandbox)
+    except ConfigError as error:
+        print(f"zoho-connector: {error}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    settings = dataclasses.replace(
+        settings,
+        host=args.host or settings.host,
+        port=settings.port if args.port is None else args.port,
+    )
+
+    configure_logging(
+        level=settings.log_level, log_dir=settings.log_dir, json_console=settings.production
+    )
+    for warning in settings.warnings:
+        logger.warning("configuration: %s", warning)
+
+    emulator = None
+    if settings.sandbox:
+        emulator, settings = _start_emulator(settings)
+
+    try:
+        try:
+            service = build_service(settings)
+        except MappingInvalidError as error:
+            for finding in error.findings:
+                print(finding.as_text(), file=sys.stderr)
+            print(
+                f"zoho-connector: not serving, the mapping files have {len(error.findings)} "
+                "finding(s)",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID_MAPPINGS
+
+        try:
+            server = ServiceServer(
+                service.app,
+                host=settings.host,
+                port=settings.port,
+                threads=settings.server_threads,
+                max_request_body_size=settings.max_body_bytes * 4,
+                drain_timeout=settings.shutdown_timeout_seconds,
+            )
+            server.install_signal_handlers()
+            logger.info(
+                "service started",
+                extra={
+                    "url": server.url,
+                    "environment": settings.environment,
+                    "sandbox": settings.sandbox,
+                    "zoho_api_domain": settings.zoho_api_domain,
+                },
+            )
+            if emulator is not None:
+                print_sandbox_help(settings, server.url, emulator.url, sys.stdout)
+            server.serve_forever()
+        finally:
+            service.close()
+    finally:
+        if emulator is not None:
+            emulator.stop()
+    logger.info("service stopped")
+    return EXIT_OK
+
+
+def _start_emulator(settings: Settings) -> tuple[object, Settings]:
+    """Start the emulator and return it with settings that point the Zoho client at it."""
+    from engine.emulator import EmulatorServer
+
+    emulator = EmulatorServer()
+    emulator.start()
+    sandboxed = dataclasses.replace(
+        settings,
+        zoho_accounts_url=emulator.url,
+        zoho_api_domain=emulator.url,
+        zoho_client_id=emulator.client_id,
+        zoho_client_secret=emulator.client_secret,
+        zoho_refresh_token=emulator.refresh_token,
+        # Emulator tokens mean nothing to a real org, so they never share its token file.
+        zoho_token_file=settings.zoho_token_file.with_name("zoho-token.sandbox.json"),
+    )
+    logger.info("Zoho CRM emulator started", extra={"url": emulator.url})
+    return emulator, sandboxed
+
+
+def print_sandbox_help(
+    settings: Settings, service_url: str, emulator_url: str, out: TextIO
+) -> None:
+    """Print how to send the sample event and look at the records it creates."""
+    token_line = (
+        "API token (generated for this run)" if settings.api_token_generated else "API token"
+    )
+    local_url = service_url.replace("://0.0.0.0:", "://127.0.0.1:")
+    curl = " ".join(
+        [
+            "curl -sS -X POST",
+            shlex.quote(f"{local_url}/process-event"),
+            "-H",
+            shlex.quote(f"Authorization: Bearer {settings.api_token}"),
+            "-H 'Content-Type: application/json'",
+            "--data",
+            shlex.quote(f"@{SAMPLE_EVENT}"),
+        ]
+    )
+    lines = [
+        "",
+        "Sandbox mode: Zoho CRM calls go to the bundled emulator, which keeps records in memory.",
+        f"  connector: {local_url}",
+        f"  emulator:  {emulator_url}",
+        f"  {token_line}: {settings.api_token}",
+        "",
+        "Send the sample SIM/Updated event (from the repository root):",
+        f"  {curl}",
+        "",
+        "Look at the records it created in the emulated CRM:",
+        f"  curl -sS {emulator_url}/__emulator/records",
+        "",
+        "Stop with Ctrl+C; in-flight events finish first.",
+        "",
+    ]
+    out.write("\n".join(lines))
+    out.flush()

@@ -1,0 +1,483 @@
+"""The HTTP layer through `falcon.testing`, around a small in-test processor."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import falcon.testing
+import pytest
+
+from engine.errors import (
+    ErrorDetail,
+    EventValidationError,
+    NoActionPlanError,
+    RateLimitError,
+    ZohoAuthError,
+    ZohoDataError,
+    ZohoRateLimitError,
+    ZohoUnavailableError,
+)
+
+from .conftest import API_TOKEN, Readiness, RecordingProcessor
+
+EVENT = {
+    "event_id": "3e84c79f-ab6f-4546-8e27-0b6ab866f1fb",
+    "data": {"event_type": "SIM/Updated", "variables": {"i_env": 1}},
+    "pb_data": {"account_info": {"id": "79123456789@msisdn"}},
+}
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+JSON_HEADERS = {**AUTH, "Content-Type": "application/json"}
+
+
+def post_event(client: falcon.testing.TestClient, body: Any = EVENT, **headers: str) -> Any:
+    raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return client.simulate_post("/process-event", body=raw, headers={**JSON_HEADERS, **headers})
+
+
+def test_health_needs_no_token(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/health")
+
+    assert result.status_code == 200
+    assert result.json == {"status": "ok", "name": "zoho-crm-connector", "version": "0.1.0"}
+
+
+def test_valid_event_returns_processor_answer(
+    client: falcon.testing.TestClient, processor: RecordingProcessor
+) -> None:
+    result = post_event(client)
+
+    assert result.status_code == 200
+    assert result.json == {"message": "Event processed successfully", "event_id": EVENT["event_id"]}
+    assert processor.bodies == [EVENT]
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        pytest.param({}, "missing Authorization header: send 'Bearer <API_TOKEN>'", id="no header"),
+        pytest.param({"Authorization": "Bearer wrong-token"}, "invalid Bearer token", id="wrong"),
+        pytest.param(
+            {"Authorization": f"Bearer {API_TOKEN}x"}, "invalid Bearer token", id="token prefix"
+        ),
+        pytest.param(
+            {"Authorization": f"Basic {API_TOKEN}"},
+            "Authorization header is not of the form 'Bearer <token>'",
+            id="basic scheme",
+        ),
+        pytest.param(
+            {"Authorization": "Bearer "},
+            "Authorization header is not of the form 'Bearer <token>'",
+            id="empty token",
+        ),
+    ],
+)
+def test_bad_token_is_401(
+    client: falcon.testing.TestClient,
+    processor: RecordingProcessor,
+    headers: dict[str, str],
+    message: str,
+) -> None:
+    result = client.simulate_post(
+        "/process-event",
+        body=json.dumps(EVENT),
+        headers={"Content-Type": "application/json", **headers},
+    )
+
+    assert result.status_code == 401
+    assert result.headers["WWW-Authenticate"] == "Bearer"
+    assert result.json == {
+        "message": message,
+        "error": "Unauthorized",
+        "type": "AUTHENTICATION_ERROR",
+        "code": "unauthorized",
+    }
+    assert processor.bodies == []
+
+
+def test_bearer_scheme_is_case_insensitive(client: falcon.testing.TestClient) -> None:
+    result = post_event(client, Authorization=f"bearer {API_TOKEN}")
+
+    assert result.status_code == 200
+
+
+def test_unknown_path_is_404(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/events", headers=AUTH)
+
+    assert result.status_code == 404
+    assert result.json == {
+        "message": "no resource at /events: use POST /process-event",
+        "error": "Not found",
+        "type": "VALIDATION_ERROR",
+        "code": "not_found",
+    }
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+def test_wrong_method_is_405(client: falcon.testing.TestClient, method: str) -> None:
+    result = client.simulate_request(method, "/process-event", headers=AUTH)
+
+    assert result.status_code == 405
+    assert result.headers["Allow"] == "POST"
+    assert result.json == {
+        "message": f"method {method} is not allowed on /process-event: use POST",
+        "error": "Method not allowed",
+        "type": "VALIDATION_ERROR",
+        "code": "method_not_allowed",
+    }
+
+
+def test_wrong_method_without_token_is_405(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/process-event")
+
+    assert result.status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("content_type", "shown"),
+    [
+        pytest.param(None, "none", id="no content type"),
+        pytest.param("text/plain", "text/plain", id="text"),
+        pytest.param(
+            "application/x-www-form-urlencoded", "application/x-www-form-urlencoded", id="form"
+        ),
+    ],
+)
+def test_non_json_content_type_is_415(
+    client: falcon.testing.TestClient, content_type: str | None, shown: str
+) -> None:
+    headers = dict(AUTH)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+
+    result = client.simulate_post("/process-event", body=json.dumps(EVENT), headers=headers)
+
+    assert result.status_code == 415
+    assert result.json == {
+        "message": f"Content-Type {shown!r} is not supported: send the event as application/json",
+        "error": "Unsupported media type",
+        "type": "VALIDATION_ERROR",
+        "code": "unsupported_media_type",
+    }
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param("application/json; charset=utf-8", id="with charset"),
+        pytest.param("Application/JSON", id="upper case"),
+        pytest.param("application/vnd.nsps+json", id="json suffix"),
+    ],
+)
+def test_json_content_types_are_accepted(
+    client: falcon.testing.TestClient, content_type: str
+) -> None:
+    result = post_event(client, **{"Content-Type": content_type})
+
+    assert result.status_code == 200
+
+
+def test_body_over_limit_by_content_length_is_413(
+    make_client: Any, processor: RecordingProcessor
+) -> None:
+    client = make_client(max_body_bytes=2048)
+    body = {**EVENT, "padding": "x" * 4096}
+
+    result = post_event(client, body)
+
+    assert result.status_code == 413
+    assert result.json["type"] == "VALIDATION_ERROR"
+    assert result.json["message"].startswith("request body of ")
+    assert result.json["message"].endswith(
+        "is larger than the limit of 2048 bytes (MAX_BODY_BYTES)"
+    )
+    assert processor.bodies == []
+
+
+def test_body_over_limit_without_content_length_is_413(make_client: Any) -> None:
+    client = make_client(max_body_bytes=2048)
+    raw = json.dumps({**EVENT, "padding": "x" * 4096}).encode()
+
+    # A body without Content-Length, as a chunked request arrives.
+    environ = falcon.testing.create_environ(
+        method="POST", path="/process-event", headers=JSON_HEADERS
+    )
+    environ["wsgi.input"] = io.BytesIO(raw)
+    environ.pop("CONTENT_LENGTH", None)
+    response = falcon.testing.StartResponseMock()
+    chunks = client.app(environ, response)
+    body = json.loads(b"".join(chunks))
+
+    assert response.status.startswith("413 ")
+    assert body["message"] == (
+        "request body is larger than the limit of 2048 bytes (MAX_BODY_BYTES)"
+    )
+
+
+def test_body_at_limit_is_accepted(make_client: Any) -> None:
+    client = make_client(max_body_bytes=2048)
+    raw = json.dumps(EVENT)
+    raw = raw[:-1] + ', "padding": "' + "x" * (2048 - len(raw) - 15) + '"}'
+    assert len(raw.encode()) == 2048
+
+    result = post_event(client, raw)
+
+    assert result.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        pytest.param(
+            "{bad",
+            "body is not valid JSON: Expecting property name enclosed in double quotes "
+            "at line 1 column 2",
+            id="syntax error",
+        ),
+        pytest.param("", "body is empty: send one NSPS event as a JSON object", id="empty"),
+        pytest.param(
+            b"\xff\xfe{}", "body is not UTF-8: invalid byte at position 0", id="not utf-8"
+        ),
+        pytest.param(
+            '{"event_id": NaN}', "body is not valid JSON: NaN is not a JSON value", id="NaN"
+        ),
+        pytest.param(
+            "[" * 100_000 + "]" * 100_000,
+            "body is not valid JSON: it is nested too deeply",
+            id="deep nesting",
+        ),
+    ],
+)
+def test_invalid_json_is_422_with_details(
+    make_client: Any, processor: RecordingProcessor, raw: str | bytes, message: str
+) -> None:
+    client = make_client(max_body_bytes=1024 * 1024)
+
+    result = post_event(client, raw)
+
+    assert result.status_code == 422
+    assert result.json == {
+        "message": message,
+        "error": "Invalid event",
+        "type": "VALIDATION_ERROR",
+        "code": "invalid_event",
+        "details": [{"loc": ["body"], "msg": message, "type": "json_invalid"}],
+    }
+    assert processor.bodies == []
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "error_type", "retry_after"),
+    [
+        pytest.param(
+            EventValidationError(
+                "event is invalid",
+                details=[ErrorDetail(("pb_data", "sim_info"), "required", "missing")],
+            ),
+            422,
+            "VALIDATION_ERROR",
+            None,
+            id="schema error",
+        ),
+        pytest.param(NoActionPlanError("no plan"), 422, "VALIDATION_ERROR", None, id="no plan"),
+        pytest.param(ZohoDataError("bad email"), 422, "VALIDATION_ERROR", None, id="zoho data"),
+        pytest.param(
+            RateLimitError("busy", retry_after=1.0),
+            429,
+            "RATE_LIMIT_ERROR",
+            "1",
+            id="own rate limit",
+        ),
+        pytest.param(
+            ZohoRateLimitError("slow down", retry_after=12.2),
+            429,
+            "RATE_LIMIT_ERROR",
+            "13",
+            id="zoho rate limit rounds up",
+        ),
+        pytest.param(
+            ZohoAuthError("refresh token revoked"), 500, "SERVICE_ERROR", None, id="zoho auth"
+        ),
+        pytest.param(
+            ZohoUnavailableError("timed out", retry_after=0.2),
+            503,
+            "CONNECTION_ERROR",
+            "1",
+            id="zoho unavailable",
+        ),
+    ],
+)
+def test_processor_error_becomes_its_response(
+    client: falcon.testing.TestClient,
+    processor: RecordingProcessor,
+    error: Exception,
+    status: int,
+    error_type: str,
+    retry_after: str | None,
+) -> None:
+    processor.error = error
+
+    result = post_event(client)
+
+    assert result.status_code == status
+    assert result.json["type"] == error_type
+    assert result.json == error.to_body()  # type: ignore[attr-defined]
+    assert result.headers.get("Retry-After") == retry_after
+
+
+def test_unexpected_error_is_500_without_trace(
+    client: falcon.testing.TestClient,
+    processor: RecordingProcessor,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    processor.error = KeyError("secret internal detail")
+
+    with caplog.at_level(logging.ERROR):
+        result = post_event(client, **{"X-B3-TraceId": "trace-1"})
+
+    assert result.status_code == 500
+    assert result.json == {
+        "message": "internal error: see the service log lines with request_id trace-1",
+        "error": "Internal error",
+        "type": "INTERNAL_ERROR",
+        "code": "internal_error",
+    }
+    assert "secret internal detail" not in result.text
+    logged = [record for record in caplog.records if record.exc_info]
+    assert len(logged) == 1
+    assert logged[0].request_id == "trace-1"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", ["/health", "/nope", "/process-event", "/metrics", "/ready"])
+def test_security_headers_on_every_response(client: falcon.testing.TestClient, path: str) -> None:
+    result = client.simulate_get(path)
+
+    assert result.headers["X-Content-Type-Options"] == "nosniff"
+    assert result.headers["X-Frame-Options"] == "DENY"
+    assert result.headers["Referrer-Policy"] == "no-referrer"
+    assert result.headers["Cache-Control"] == "no-store"
+    assert result.headers["Content-Security-Policy"] == (
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    assert "Strict-Transport-Security" not in result.headers
+
+
+def test_production_adds_hsts(make_client: Any) -> None:
+    client = make_client(environment="production")
+
+    result = client.simulate_get("/health")
+
+    assert result.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+def test_cors_closed_by_default(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/health", headers={"Origin": "http://localhost:8080"})
+
+    assert "Access-Control-Allow-Origin" not in result.headers
+
+
+def test_cors_allow_list_in_development(make_client: Any) -> None:
+    client = make_client(cors_origins=("http://localhost:8080",))
+
+    allowed = client.simulate_get("/health", headers={"Origin": "http://localhost:8080"})
+    other = client.simulate_get("/health", headers={"Origin": "http://evil.example"})
+
+    assert allowed.headers["Access-Control-Allow-Origin"] == "http://localhost:8080"
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_trace_headers_are_echoed(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get(
+        "/health", headers={"X-B3-TraceId": "abc123", "X-Request-Id": "req-9"}
+    )
+
+    assert result.headers["X-B3-TraceId"] == "abc123"
+    assert result.headers["X-Request-Id"] == "req-9"
+
+
+def test_missing_trace_headers_get_uuids(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/health")
+
+    assert len(result.headers["X-B3-TraceId"]) == 36
+    assert len(result.headers["X-Request-Id"]) == 36
+    assert result.headers["X-B3-TraceId"] != result.headers["X-Request-Id"]
+
+
+def test_ready_when_zoho_ready(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/ready")
+
+    assert result.status_code == 200
+    assert result.json == {"status": "ready", "zoho": {"ready": True, "token": "ok", "api": "ok"}}
+
+
+def test_not_ready_is_503(client: falcon.testing.TestClient, readiness: Readiness) -> None:
+    readiness.error = ZohoUnavailableError("Zoho CRM timed out")
+
+    result = client.simulate_get("/ready")
+
+    assert result.status_code == 503
+    assert result.json == {
+        "status": "unavailable",
+        "zoho": {"ready": False, "error": "Zoho CRM timed out"},
+    }
+
+
+def test_metrics_count_events(client: falcon.testing.TestClient) -> None:
+    post_event(client)
+
+    result = client.simulate_get("/metrics")
+
+    assert result.status_code == 200
+    assert result.headers["Content-Type"].startswith("text/plain; version=")
+    assert 'connector_events_total{event_type="SIM/Updated",outcome="processed"}' in result.text
+
+
+def test_summary_and_access_log_lines(
+    client: falcon.testing.TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        post_event(client, **{"X-B3-TraceId": "trace-7", "X-Request-Id": "unique-7"})
+
+    summary = [record for record in caplog.records if record.getMessage() == "event processed"]
+    access = [record for record in caplog.records if record.name == "engine.service.access"]
+    assert len(summary) == 1
+    assert summary[0].request_id == "trace-7"  # type: ignore[attr-defined]
+    assert summary[0].unique_id == "unique-7"  # type: ignore[attr-defined]
+    assert summary[0].event_id == EVENT["event_id"]  # type: ignore[attr-defined]
+    assert summary[0].event_type == "SIM/Updated"  # type: ignore[attr-defined]
+    assert summary[0].outcome == "processed"  # type: ignore[attr-defined]
+    assert summary[0].zoho_calls == 2  # type: ignore[attr-defined]
+    assert len(access) == 1
+    assert access[0].status == 200  # type: ignore[attr-defined]
+    assert access[0].path == "/process-event"  # type: ignore[attr-defined]
+
+
+def test_failed_event_logs_one_summary_line(
+    client: falcon.testing.TestClient,
+    processor: RecordingProcessor,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    processor.error = ZohoUnavailableError("Zoho CRM timed out")
+
+    with caplog.at_level(logging.INFO):
+        post_event(client)
+
+    failed = [record for record in caplog.records if record.getMessage() == "event failed"]
+    assert len(failed) == 1
+    assert failed[0].levelno == logging.ERROR
+    assert failed[0].error_code == "zoho_unavailable"  # type: ignore[attr-defined]
+    assert failed[0].event_id == EVENT["event_id"]  # type: ignore[attr-defined]
+
+
+def test_token_never_logged(
+    client: falcon.testing.TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        post_event(client)
+        post_event(client, Authorization="Bearer wrong-token-value")
+
+    text = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    assert API_TOKEN not in text
+    assert "wrong-token-value" not in text
