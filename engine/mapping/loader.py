@@ -82,6 +82,14 @@ def lint_paths(paths: Sequence[Path]) -> list[Finding]:
     return sort_findings(set(findings))
 
 
+def _display(path: Path) -> str:
+    """Return the path relative to the working directory when it is inside it, as CI expects."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _expand(paths: Sequence[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
@@ -103,7 +111,7 @@ def _mapping_directories(paths: Sequence[Path]) -> list[Path]:
 
 
 def _check_json_schema_file(path: Path, findings: list[Finding]) -> SourceDocument | None:
-    document, syntax_findings = load_json(path, str(path))
+    document, syntax_findings = load_json(path, _display(path))
     findings.extend(syntax_findings)
     if document is None:
         return None
@@ -131,7 +139,7 @@ def _load_schemas(
         if not path.is_file():
             findings.append(
                 Finding(
-                    str(path),
+                    _display(path),
                     1,
                     1,
                     FindingKind.MISSING_FILE,
@@ -156,7 +164,7 @@ def _compile_directory(
     if not mappings_dir.is_dir():
         findings.append(
             Finding(
-                str(mappings_dir),
+                _display(mappings_dir),
                 1,
                 1,
                 FindingKind.MISSING_FILE,
@@ -169,7 +177,7 @@ def _compile_directory(
     if not modules_path.is_file():
         findings.append(
             Finding(
-                str(modules_path),
+                _display(modules_path),
                 1,
                 1,
                 FindingKind.MISSING_FILE,
@@ -178,7 +186,7 @@ def _compile_directory(
             )
         )
         return None
-    modules_document, modules_findings = load_yaml(modules_path, str(modules_path))
+    modules_document, modules_findings = load_yaml(modules_path, _display(modules_path))
     findings.extend(modules_findings)
     if modules_document is None:
         return None
@@ -194,7 +202,7 @@ def _compile_directory(
     if not mapping_files:
         findings.append(
             Finding(
-                str(mappings_dir),
+                _display(mappings_dir),
                 1,
                 1,
                 FindingKind.MISSING_FILE,
@@ -202,7 +210,7 @@ def _compile_directory(
             )
         )
     for path in mapping_files:
-        document, load_findings = load_yaml(path, str(path))
+        document, load_findings = load_yaml(path, _display(path))
         findings.extend(load_findings)
         if document is not None:
             documents.append(document)
