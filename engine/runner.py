@@ -1,0 +1,300 @@
+"""The runner: executes a `Plan` against Zoho CRM, step by step, and reports what each step did.
+
+How each action behaves is documented on `engine.planning.plan.Action`. With strategy `upsert`,
+a step that creates an absent record is one `upsert` call keyed on the module's unique field,
+never search-then-insert, because Zoho's search index lags writes by up to a minute. Lookups to
+earlier steps are written as `{"id": "<record id>"}`, and `None` clears them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from engine.errors import ErrorDetail, InternalError, RecordNotFoundError, ZohoDataError, ZohoError
+from engine.planning.plan import (
+    Action,
+    EventPath,
+    Outcome,
+    Plan,
+    RecordMatch,
+    RunResult,
+    Step,
+    StepResult,
+    Strategy,
+    WhenAbsent,
+)
+from engine.zoho.client import RecordResult, ZohoClient
+from engine.zoho.criteria import values_equal
+from engine.zoho.outcomes import classify
+
+logger = logging.getLogger(__name__)
+
+WRITE_OUTCOMES = {
+    Action.LINK: Outcome.LINKED,
+    Action.UNLINK: Outcome.UNLINKED,
+}
+
+
+class RecordIdLookup(Protocol):
+    """Record ids this connector already knows (the journal), consulted before any search."""
+
+    def get(self, module: str, field: str, value: Any) -> str | None:
+        """Return the id of the record whose `field` equals `value`, or `None` when unknown."""
+        ...
+
+
+class Runner:
+    """Executes plans with one `ZohoClient`; safe to share between threads."""
+
+    def __init__(self, client: ZohoClient) -> None:
+        self.client = client
+
+    def run(
+        self,
+        plan: Plan,
+        *,
+        deadline: float | None = None,
+        known_record_ids: RecordIdLookup | None = None,
+        completed: Mapping[str, StepResult] | None = None,
+        on_step: Callable[[StepResult], None] | None = None,
+    ) -> RunResult:
+        """Run every step of `plan` in order and return one result per step.
+
+        Steps in `completed` (results of an earlier attempt at the same event) are reused
+        without calling Zoho. `on_step` is called after each step that ran now, before the next
+        one starts, so a journal can persist progress. The first failing step raises: a
+        `ZohoDataError` (with `loc` = the event path of the rejected value) when Zoho rejected
+        a value, `RecordNotFoundError` for `when_absent: fail`, or another `ZohoError`.
+        """
+        result = RunResult()
+        record_ids: dict[str, str | None] = {}
+        earlier = completed or {}
+
+        for step in plan.steps:
+            if step.id in earlier:
+                reused = earlier[step.id]
+                record_ids[step.id] = reused.record_id
+                result.steps.append(reused)
+                continue
+
+            execution = _StepExecution(self.client, step, record_ids, known_record_ids, deadline)
+            step_result = execution.run()
+            record_ids[step.id] = step_result.record_id
+            result.steps.append(step_result)
+            logger.info(
+                "step done",
+                extra={"event_id": plan.event_id, "step": step.id, "module": step.module,
+                       "action": str(step.action), "outcome": str(step_result.outcome),
+                       "record_id": step_result.record_id, "zoho_calls": step_result.zoho_calls},
+            )
+            if on_step is not None:
+                on_step(step_result)
+        return result
+
+
+class _StepExecution:
+    """One step's Zoho calls, counted for `StepResult.zoho_calls`."""
+
+    def __init__(
+        self,
+        client: ZohoClient,
+        step: Step,
+        record_ids: Mapping[str, str | None],
+        known_record_ids: RecordIdLookup | None,
+        deadline: float | None,
+    ) -> None:
+        self.client = client
+        self.step = step
+        self.record_ids = record_ids
+        self.known_record_ids = known_record_ids
+        self.deadline = deadline
+        self.calls = 0
+
+    def run(self) -> StepResult:
+        step = self.step
+        if step.skip_reason is not None:
+            return self._result(Outcome.SKIPPED, None, reason=step.skip_reason)
+        if step.action is Action.CREATE:
+            return self._result(Outcome.CREATED, self._insert())
+        if step.match is None:
+            raise InternalError(f"step {step.id} ({step.action}) has no key to match on")
+
+        creates_when_absent = (
+            step.action is Action.FIND_OR_CREATE or step.when_absent is WhenAbsent.CREATE
+        )
+        if (step.strategy is Strategy.UPSERT and creates_when_absent
+                and step.action is not Action.FIND):
+            return self._upsert_step()
+
+        record_id = self._locate(step.match)
+        if record_id is None:
+            return self._absent(step.match)
+        if step.action is Action.FIND:
+            return self._result(Outcome.FOUND, record_id)
+        changes = self._changes(include_create_only=False, include_key=False)
+        if not changes:
+            return self._result(Outcome.UNCHANGED, record_id)
+        self._check(self._call(self.client.update, step.module, [{"id": record_id, **changes}]))
+        return self._result(WRITE_OUTCOMES.get(step.action, Outcome.UPDATED), record_id)
+
+    # Finding the record
+
+    def _locate(self, match: RecordMatch) -> str | None:
+        """Return the id of the record matching the step's key, or `None` when there is none.
+
+        A record id the journal knows is confirmed with a GET (it may have been deleted or
+        its key changed in Zoho); otherwise, or when it is stale, the search index decides.
+        """
+        step = self.step
+        field, value = match.field, match.value
+
+        if self.known_record_ids is not None:
+            known_id = self.known_record_ids.get(step.module, field, value)
+            if known_id is not None:
+                record = self._call(self.client.get, step.module, known_id)
+                if record is not None and values_equal(record.get(field), value):
+                    return known_id
+
+        found = self._call(self.client.search_exact, step.module, field, value)
+        if not found:
+            return None
+        if len(found) > 1:
+            logger.warning(
+                "several records have the same key; using the oldest",
+                extra={"module": step.module, "field": field, "count": len(found),
+                       "step": step.id},
+            )
+        oldest = min(found, key=lambda record: int(str(record.get("id", "0"))))
+        return str(oldest["id"])
+
+    def _absent(self, match: RecordMatch) -> StepResult:
+        step = self.step
+        description = f"no {step.module} record with {match.field} = {match.value!r}"
+        if step.when_absent is WhenAbsent.SKIP and step.action is not Action.FIND_OR_CREATE:
+            return self._result(Outcome.SKIPPED, None, reason=description)
+        if step.when_absent is WhenAbsent.FAIL and step.action is not Action.FIND_OR_CREATE:
+            raise RecordNotFoundError(
+                f"step {step.id}: {description}",
+                details=[ErrorDetail(loc=match.source or (), msg=description,
+                                     type="record_not_found")],
+            )
+        if step.strategy is Strategy.UPSERT:
+            return self._upsert_step()
+        return self._result(Outcome.CREATED, self._insert())
+
+    # Writing
+
+    def _insert(self) -> str:
+        record = self._changes(include_create_only=True, include_key=True)
+        result = self._check(self._call(self.client.insert, self.step.module, [record]))
+        return str(result.id)
+
+    def _upsert_step(self) -> StepResult:
+        """Create or update the record with one upsert, keeping `on_create_only` fields.
+
+        The first upsert leaves out the fields that must not overwrite an existing value. If
+        Zoho then reports one of them missing (MANDATORY_NOT_FOUND), the record did not exist,
+        so the upsert is repeated with them. If it inserted a record without them, they are
+        written by id.
+        """
+        step = self.step
+        key_fields = step.duplicate_check_fields or ((step.match.field,) if step.match else ())
+        create_only = {item.field: item.value for item in step.fields if item.on_create_only}
+        record = self._changes(include_create_only=False, include_key=True)
+
+        result = self._call(self.client.upsert, step.module, [record], key_fields)[0]
+        if (not result.ok and result.code == "MANDATORY_NOT_FOUND"
+                and result.api_name in create_only):
+            # NOTE: that Zoho's upsert does not demand mandatory fields when it updates an
+            # existing record is unconfirmed; if it did, every update would take this path
+            # and overwrite the create-only fields.
+            result = self._call(self.client.upsert, step.module,
+                                [{**record, **create_only}], key_fields)[0]
+        elif result.ok and result.action == "insert" and create_only:
+            self._check(self._call(self.client.update, step.module,
+                                   [{"id": result.id, **create_only}]))
+        self._check([result])
+
+        if result.action == "insert":
+            return self._result(Outcome.CREATED, result.id)
+        if step.action is Action.FIND:
+            return self._result(Outcome.FOUND, result.id)
+        if not self._changes(include_create_only=False, include_key=False):
+            return self._result(Outcome.UNCHANGED, result.id)
+        return self._result(WRITE_OUTCOMES.get(step.action, Outcome.UPDATED), result.id)
+
+    def _changes(self, *, include_create_only: bool, include_key: bool) -> dict[str, Any]:
+        """Return the field values and lookups the step writes, as a Zoho record body."""
+        step = self.step
+        record: dict[str, Any] = {}
+        if include_key and step.match is not None:
+            record[step.match.field] = step.match.value
+        for item in step.fields:
+            if item.on_create_only and not include_create_only:
+                continue
+            record[item.field] = item.value
+        for link in step.links:
+            if link.step_id is None:
+                record[link.field] = None
+                continue
+            if link.step_id not in self.record_ids:
+                raise InternalError(
+                    f"step {step.id} links {link.field} to step {link.step_id}, "
+                    "which has not run before it"
+                )
+            linked_id = self.record_ids[link.step_id]
+            # A lookup to a step that found no record (skipped) is left as it is.
+            if linked_id is not None:
+                record[link.field] = {"id": linked_id}
+        return record
+
+    def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        self.calls += 1
+        return method(*args, deadline=self.deadline)
+
+    def _check(self, results: list[RecordResult]) -> RecordResult:
+        result = results[0]
+        if not result.ok:
+            raise self._record_error(result)
+        return result
+
+    def _record_error(self, result: RecordResult) -> ZohoError:
+        step = self.step
+        api_name = result.api_name
+        location = self._event_path(api_name)
+        about = f"{step.module}.{api_name}" if api_name else step.module
+        explanation = f"{result.message} ({result.code})"
+        if "maximum_length" in result.details:
+            explanation += f", at most {result.details['maximum_length']} characters"
+        if "expected_data_type" in result.details:
+            explanation += f", expected {result.details['expected_data_type']}"
+        duplicate = result.details.get("duplicate_record")
+        if isinstance(duplicate, Mapping) and duplicate.get("id"):
+            explanation += f", already used by record {duplicate['id']}"
+        message = f"step {step.id}: Zoho CRM rejected {about}: {explanation}"
+
+        rule = classify(400, result.code)
+        if rule.error is ZohoDataError:
+            detail = ErrorDetail(loc=location, msg=f"Zoho CRM rejected {about}: {explanation}",
+                                 type=f"zoho.{result.code.lower()}")
+            return ZohoDataError(message, details=[detail])
+        return rule.error(f"{message}: {rule.hint}")
+
+    def _event_path(self, api_name: str | None) -> EventPath:
+        step = self.step
+        if api_name is None:
+            return ()
+        for item in step.fields:
+            if item.field == api_name and item.source is not None:
+                return item.source
+        if step.match is not None and step.match.field == api_name and step.match.source:
+            return step.match.source
+        return ()
+
+    def _result(self, outcome: Outcome, record_id: str | None, *, reason: str | None = None
+                ) -> StepResult:
+        return StepResult(step_id=self.step.id, module=self.step.module, action=self.step.action,
+                          outcome=outcome, record_id=record_id, reason=reason,
+                          zoho_calls=self.calls)

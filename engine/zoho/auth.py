@@ -1,0 +1,332 @@
+"""OAuth 2.0 access tokens for Zoho CRM: refresh-token grant, shared cache, single flight.
+
+One refresh runs at a time: a thread lock serializes the threads of a process, and a file lock
+next to the token file serializes the processes that share it. Whoever gets the lock first
+re-reads the token file, so a token another process just fetched is reused instead of
+refreshed again. Zoho allows 10 access tokens per refresh token in 10 minutes and keeps at most
+15 active, so refreshing per worker would soon lock the deployment out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from filelock import FileLock
+from oauthlib.oauth2 import WebApplicationClient
+
+from engine.errors import ZohoAuthError, ZohoRateLimitError, ZohoUnavailableError
+from engine.metrics import ZOHO_CALL_SECONDS, ZOHO_CALLS
+from engine.zoho.outcomes import RetryAction, Transport, classify
+from engine.zoho.retry import AttemptError
+from engine.zoho.settings import ZohoSettings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIFETIME_SECONDS = 3600.0
+"""Zoho's documented access-token lifetime, assumed when a token response omits `expires_in`."""
+
+THROTTLE_RETRY_AFTER_SECONDS = 60.0
+"""Wait suggested to NSPS after Zoho's token throttle: it lifts within a 10-minute window."""
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    value: str = field(repr=False)
+    expires_at: float
+    """Unix time (seconds) when Zoho stops accepting the token; wall clock because processes
+    share it through the token file."""
+
+    api_domain: str
+
+
+def token_error(error_code: str, description: str | None) -> AttemptError:
+    """Turn an `error` value from the token endpoint into the error that names what to fix."""
+    if error_code == "invalid_client":
+        return AttemptError(
+            ZohoAuthError(
+                "Zoho rejected the OAuth client: check ZOHO_CRM_CLIENT_ID and "
+                "ZOHO_CRM_CLIENT_SECRET, and that ZOHO_CRM_ACCOUNTS_URL is the accounts server "
+                "of the org's data center"
+            ),
+            RetryAction.FAIL,
+        )
+    if error_code == "invalid_code":
+        return AttemptError(
+            ZohoAuthError(
+                "Zoho rejected the refresh token: ZOHO_CRM_REFRESH_TOKEN is wrong or revoked, "
+                "generate a new one for this OAuth client and data center"
+            ),
+            RetryAction.FAIL,
+        )
+    if error_code.lower().replace("_", " ") == "access denied":
+        return AttemptError(
+            ZohoRateLimitError(
+                "Zoho refused a new access token because too many were requested with this "
+                "refresh token (at most 10 in 10 minutes); retry later",
+                retry_after=THROTTLE_RETRY_AFTER_SECONDS,
+            ),
+            RetryAction.FAIL,
+        )
+    return AttemptError(
+        ZohoAuthError(
+            f"Zoho's token endpoint returned error {error_code!r}"
+            + (f" ({description})" if description else "")
+            + ": check ZOHO_CRM_CLIENT_ID, ZOHO_CRM_CLIENT_SECRET and ZOHO_CRM_REFRESH_TOKEN"
+        ),
+        RetryAction.FAIL,
+    )
+
+
+def parse_token_response(
+    body: dict[str, Any], *, now: float, previous_api_domain: str
+) -> AccessToken:
+    """Read a token-endpoint body, which carries errors in an `error` key even on HTTP 200."""
+    error_code = body.get("error")
+    if error_code:
+        raise token_error(str(error_code), body.get("error_description"))
+    access_token = body.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise AttemptError(
+            ZohoAuthError("Zoho's token endpoint returned no access_token and no error"),
+            RetryAction.FAIL,
+        )
+
+    # The legacy shape carries seconds in `expires_in_sec` and milliseconds in `expires_in`.
+    if "expires_in_sec" in body:
+        lifetime = float(body["expires_in_sec"])
+    elif "expires_in" in body:
+        lifetime = float(body["expires_in"])
+    else:
+        lifetime = DEFAULT_LIFETIME_SECONDS
+
+    # A refresh that omits api_domain keeps the one from before, never the default US host.
+    api_domain = str(body.get("api_domain") or previous_api_domain).rstrip("/")
+    return AccessToken(value=access_token, expires_at=now + lifetime, api_domain=api_domain)
+
+
+class TokenManager:
+    """Access tokens for one OAuth client, refreshed ahead of expiry and shared across processes.
+
+    Methods raise `AttemptError`, so the client's retry loop decides what to retry.
+    """
+
+    def __init__(
+        self,
+        settings: ZohoSettings,
+        session: requests.Session,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._session = session
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: AccessToken | None = None
+        self._api_domain = settings.api_domain.rstrip("/")
+        self._oauth_client = WebApplicationClient(settings.client_id)
+        self._file_lock = (
+            FileLock(str(settings.token_file) + ".lock") if settings.token_file else None
+        )
+
+    @property
+    def api_domain(self) -> str:
+        return self._token.api_domain if self._token else self._api_domain
+
+    def current(self) -> AccessToken:
+        """Return a token valid for at least the refresh margin, refreshing when needed."""
+        with self._lock:
+            if self._token is not None and self._is_fresh(self._token):
+                return self._token
+            return self._refresh_shared(rejected=None)
+
+    def replace_rejected(self, rejected: AccessToken) -> AccessToken:
+        """Return a token other than `rejected`, which Zoho answered INVALID_TOKEN to."""
+        with self._lock:
+            if self._token is not None and self._token.value != rejected.value:
+                return self._token
+            return self._refresh_shared(rejected=rejected)
+
+    def _is_fresh(self, token: AccessToken) -> bool:
+        return token.expires_at - self._settings.refresh_margin_seconds > self._clock()
+
+    def _refresh_shared(self, rejected: AccessToken | None) -> AccessToken:
+        if self._file_lock is None:
+            self._token = self._refresh()
+            return self._token
+
+        with self._file_lock:
+            stored = self._read_token_file()
+            if (
+                stored is not None
+                and self._is_fresh(stored)
+                and (rejected is None or stored.value != rejected.value)
+            ):
+                self._token = stored
+                return stored
+            self._token = self._refresh()
+            self._write_token_file(self._token)
+            return self._token
+
+    def _refresh(self) -> AccessToken:
+        settings = self._settings
+        body = self._oauth_client.prepare_refresh_body(
+            refresh_token=settings.refresh_token,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+        )
+        started = time.monotonic()
+        status: str
+        try:
+            response = self._session.post(
+                settings.token_url,
+                data=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                timeout=(settings.connect_timeout_seconds, settings.timeout_seconds),
+            )
+        except requests.RequestException as exc:
+            transport = transport_failure(exc)
+            status = str(transport)
+            rule = classify(None, None, transport)
+            raise AttemptError(
+                ZohoUnavailableError(
+                    f"Zoho's token endpoint at {settings.accounts_url} failed: {rule.hint}"
+                ),
+                rule.action,
+            ) from exc
+        finally:
+            elapsed = time.monotonic() - started
+            ZOHO_CALL_SECONDS.labels(operation="token").observe(elapsed)
+
+        status = str(response.status_code)
+        ZOHO_CALLS.labels(operation="token", status=status).inc()
+        logger.debug(
+            "Zoho token refresh",
+            extra={"operation": "token", "status": response.status_code,
+                   "duration_seconds": round(elapsed, 3)},
+        )
+        if response.status_code >= 500:
+            raise AttemptError(
+                ZohoUnavailableError(
+                    f"Zoho's token endpoint answered HTTP {response.status_code}; retry later"
+                ),
+                RetryAction.RETRY,
+            )
+        try:
+            parsed = response.json()
+        except ValueError as exc:
+            raise AttemptError(
+                ZohoUnavailableError(
+                    f"Zoho's token endpoint answered HTTP {response.status_code} without JSON: "
+                    "check ZOHO_CRM_ACCOUNTS_URL"
+                ),
+                RetryAction.RETRY,
+            ) from exc
+        if not isinstance(parsed, dict):
+            raise AttemptError(
+                ZohoUnavailableError("Zoho's token endpoint answered JSON that is not an object"),
+                RetryAction.RETRY,
+            )
+
+        token = parse_token_response(
+            parsed, now=self._clock(), previous_api_domain=self.api_domain
+        )
+        logger.info(
+            "refreshed the Zoho access token",
+            extra={"api_domain": token.api_domain, "expires_at": round(token.expires_at)},
+        )
+        return token
+
+    def _read_token_file(self) -> AccessToken | None:
+        path = self._settings.token_file
+        if path is None:
+            return None
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            if stored.get("client_id") != self._settings.client_id:
+                return None
+            return AccessToken(
+                value=str(stored["access_token"]),
+                expires_at=float(stored["expires_at"]),
+                api_domain=str(stored["api_domain"]),
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            logger.warning(
+                "ignoring an unreadable Zoho token file; a new token will be fetched",
+                extra={"token_file": str(path)},
+            )
+            return None
+
+    def _write_token_file(self, token: AccessToken) -> None:
+        path = self._settings.token_file
+        if path is None:
+            return
+        content = json.dumps(
+            {
+                "client_id": self._settings.client_id,
+                "access_token": token.value,
+                "expires_at": token.expires_at,
+                "api_domain": token.api_domain,
+            }
+        )
+        write_private_file(path, content)
+
+
+def write_private_file(path: Path, content: str) -> None:
+    """Replace `path` atomically with `content`, readable by the owner only (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def transport_failure(exc: requests.RequestException) -> Transport:
+    """Name the transport failure behind a `requests` exception."""
+    if isinstance(exc, requests.Timeout):
+        return Transport.TIMEOUT
+    if isinstance(exc, requests.ConnectionError):
+        if _caused_by(exc, ConnectionRefusedError):
+            return Transport.CONNECTION_REFUSED
+        if _caused_by(exc, ConnectionResetError) or "aborted" in str(exc).lower():
+            return Transport.CONNECTION_RESET
+        return Transport.CONNECTION_ERROR
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        # The connection closed in the middle of the response body.
+        return Transport.CONNECTION_RESET
+    return Transport.CONNECTION_ERROR
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        for argument in getattr(current, "args", ()):
+            if isinstance(argument, BaseException) and _caused_by(argument, kind):
+                return True
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException) and _caused_by(reason, kind):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
