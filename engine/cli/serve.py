@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from engine.config import Settings
+    from engine.emulator import EmulatorServer
 
 EXIT_OK = 0
 EXIT_INVALID_MAPPINGS = 1
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _start_emulator(settings: Settings) -> tuple[object, Settings]:
+def _start_emulator(settings: Settings) -> tuple[EmulatorServer, Settings]:
     """Start the emulator and return it with settings that point the Zoho client at it."""
     from engine.emulator import EmulatorServer
 
@@ -128,9 +129,9 @@ def _start_emulator(settings: Settings) -> tuple[object, Settings]:
         settings,
         zoho_accounts_url=emulator.url,
         zoho_api_domain=emulator.url,
-        zoho_client_id=emulator.client_id,
-        zoho_client_secret=emulator.client_secret,
-        zoho_refresh_token=emulator.refresh_token,
+        zoho_client_id=emulator.state.client_id,
+        zoho_client_secret=emulator.state.client_secret,
+        zoho_refresh_token=emulator.state.refresh_token,
         # Emulator tokens mean nothing to a real org, so they never share its token file.
         zoho_token_file=settings.zoho_token_file.with_name("zoho-token.sandbox.json"),
     )
@@ -168,7 +169,8 @@ def print_sandbox_help(
         f"  {curl}",
         "",
         "Look at the records it created in the emulated CRM:",
-        f"  curl -sS {emulator_url}/__emulator/records",
+        f"  curl -sS {emulator_url}/__emulator/records/Contacts",
+        f"  curl -sS {emulator_url}/__emulator/records/SIM_Cards",
         "",
         "Stop with Ctrl+C; in-flight events finish first.",
         "",

@@ -19,7 +19,7 @@ from engine.service.middleware import (
     SecurityHeadersMiddleware,
 )
 from engine.service.resources import (
-    EventProcessor,
+    EventProcessing,
     HealthResource,
     MetricsResource,
     ProcessEventResource,
@@ -29,7 +29,7 @@ from engine.service.resources import (
 
 
 def create_app(
-    settings: Settings, *, processor: EventProcessor, readiness: ReadinessCheck
+    settings: Settings, *, processor: EventProcessing, readiness: ReadinessCheck
 ) -> falcon.App:
     # Falcon calls process_response in reverse order, so the request context middleware,
     # listed first, writes the access log line after every other middleware has run.

@@ -25,17 +25,27 @@ from engine.service import context
 logger = logging.getLogger("engine.service")
 
 
-class ProcessResult(Protocol):
-    status: int
-    body: dict[str, Any]
-    event_id: str | None
-    event_type: str | None
-    outcome: str
-    zoho_calls: int
+class ProcessedEvent(Protocol):
+    """The answer to one event, as `engine.delivery.processor.ProcessResult` carries it."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def body(self) -> dict[str, Any]: ...
+    @property
+    def event_id(self) -> str | None: ...
+    @property
+    def event_type(self) -> str | None: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def zoho_calls(self) -> int: ...
 
 
-class EventProcessor(Protocol):
-    def process(self, body: Any) -> ProcessResult: ...
+class EventProcessing(Protocol):
+    """Anything that processes one event body (`engine.delivery.processor.EventProcessor`)."""
+
+    def process(self, body: Any) -> ProcessedEvent: ...
 
 
 ReadinessCheck = Callable[[], dict[str, Any]]
@@ -87,7 +97,7 @@ class ProcessEventResource:
 
     auth_methods = frozenset({"POST"})
 
-    def __init__(self, processor: EventProcessor, *, max_body_bytes: int) -> None:
+    def __init__(self, processor: EventProcessing, *, max_body_bytes: int) -> None:
         self._processor = processor
         self._max_body_bytes = max_body_bytes
 
