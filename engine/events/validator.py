@@ -89,13 +89,13 @@ def json_type_name(value: Any) -> str:
 
 
 def _details(errors: Iterable[ValidationError]) -> Iterable[ErrorDetail]:
-    seen: set[tuple[tuple[str | int, ...], str]] = set()
+    """Keep one detail per location: the last one, which comes from the event type's stricter
+    rules (`allOf`) rather than from the base schema that also allows null."""
+    by_loc: dict[tuple[str | int, ...], ErrorDetail] = {}
     for error in errors:
         detail = _detail(error)
-        key = (detail.loc, detail.msg)
-        if key not in seen:
-            seen.add(key)
-            yield detail
+        by_loc[detail.loc] = detail
+    return by_loc.values()
 
 
 def _detail(error: ValidationError) -> ErrorDetail:

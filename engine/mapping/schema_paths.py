@@ -14,6 +14,8 @@ from typing import Any
 from engine.planning.plan import EventPath
 
 COMBINATORS = ("allOf", "anyOf", "oneOf")
+# Keywords of a schema that only combines or references others, so it is not open-ended itself.
+WRAPPERS = (*COMBINATORS, "if", "then", "else", "$ref")
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,11 @@ class EventSchemaPaths:
 
 
 def _may_be_object(schema: dict[str, Any]) -> bool:
+    """Whether the schema allows an object and says nothing about its properties."""
+    if "properties" in schema or any(key in schema for key in WRAPPERS):
+        return False
     declared = schema.get("type")
     if declared is None:
-        return "properties" not in schema and not any(k in schema for k in COMBINATORS)
+        return True
     types = {declared} if isinstance(declared, str) else set(declared)
     return "object" in types
