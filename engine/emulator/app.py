@@ -67,6 +67,9 @@ class Fault:
     count: int = 1
     status: int = 500
     body: dict[str, Any] | None = None
+    text: str | None = None
+    """A raw body served instead of `body`, such as a proxy's HTML error page."""
+
     headers: dict[str, str] = field(default_factory=dict)
     hold_seconds: float = 30.0
     method: str | None = None
@@ -241,6 +244,9 @@ class EmulatorApp:
         if isinstance(body, dict):
             entry["body"] = body
         started = time.monotonic()
+        # Logged on arrival, so requests still held by a `timeout` fault are visible.
+        entry["status"] = None
+        state.append_log(entry)
 
         with state.lock:
             state.in_flight += 1
@@ -259,9 +265,9 @@ class EmulatorApp:
         finally:
             with state.lock:
                 state.in_flight -= 1
-        entry.setdefault("status", _status_code(resp))
+        if entry["status"] is None:
+            entry["status"] = _status_code(resp)
         entry["duration_seconds"] = round(time.monotonic() - started, 4)
-        state.append_log(entry)
 
     def _handle_crm(self, req: falcon.Request, resp: falcon.Response, entry: dict[str, Any],
                     operation: str, module_name: str | None, record_id: str | None,
@@ -359,6 +365,11 @@ class EmulatorApp:
             return True
         for name, value in fault.headers.items():
             resp.set_header(name, value)
+        if fault.text is not None:
+            resp.status = falcon.code_to_http_status(fault.status)
+            resp.content_type = "text/html"
+            resp.data = fault.text.encode("utf-8")
+            return True
         self._json(resp, fault.status, fault.body)
         return True
 

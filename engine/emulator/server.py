@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from waitress import wasyncore
 from waitress.server import create_server
 
 from engine.emulator.app import (
@@ -23,6 +24,9 @@ from engine.emulator.records import RecordsApi
 from engine.emulator.store import RecordStore
 
 logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+"""How often the serving loop checks whether `stop()` was called."""
 
 
 class EmulatorServer:
@@ -80,20 +84,31 @@ class EmulatorServer:
         self.url = f"http://{host}:{port}"
         self.state.base_url = self.url
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._server.run, name="zoho-emulator",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="zoho-emulator", daemon=True)
         self._thread.start()
         logger.info("Zoho CRM emulator started", extra={"url": self.url})
         return self
+
+    def _serve(self) -> None:
+        # waitress's own `run()` loops until every connection is closed, so an idle keep-alive
+        # connection of a client would delay `stop()`; this loop checks for stop between polls
+        # and then closes the listening socket and every connection itself.
+        server = self._server
+        socket_map = server._map
+        try:
+            while not self._stopping.is_set():
+                wasyncore.loop(timeout=POLL_SECONDS, map=socket_map, count=1)
+        finally:
+            for channel in list(socket_map.values()):
+                channel.close()
+            server.task_dispatcher.shutdown(timeout=5)
 
     def stop(self) -> None:
         if self._server is None:
             return
         self._stopping.set()
-        self._server.close()
-        self._server.task_dispatcher.shutdown(timeout=5)
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=10)
         self._server = None
         self._thread = None
         self._store.close()
@@ -128,7 +143,7 @@ class EmulatorServer:
     def request_log(self, operation: str | None = None) -> list[dict[str, Any]]:
         """Return the logged requests, oldest first, optionally only one operation's."""
         with self.state.lock:
-            entries = list(self.state.log)
+            entries = [dict(entry) for entry in self.state.log]
         return [entry for entry in entries if operation is None or entry["operation"] == operation]
 
     def clear_log(self) -> None:

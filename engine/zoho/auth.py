@@ -306,7 +306,8 @@ def transport_failure(exc: requests.RequestException) -> Transport:
     if isinstance(exc, requests.ConnectionError):
         if _caused_by(exc, ConnectionRefusedError):
             return Transport.CONNECTION_REFUSED
-        if _caused_by(exc, ConnectionResetError) or "aborted" in str(exc).lower():
+        # http.client.RemoteDisconnected (closed before any response) is a ConnectionResetError.
+        if _caused_by(exc, ConnectionResetError):
             return Transport.CONNECTION_RESET
         return Transport.CONNECTION_ERROR
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
