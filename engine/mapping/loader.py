@@ -209,13 +209,17 @@ def _compile_directory(
                 "the mappings directory has no mapping files (*.yaml)",
             )
         )
+    unreadable = False
     for path in mapping_files:
         document, load_findings = load_yaml(path, _display(path))
         findings.extend(load_findings)
-        if document is not None:
+        if document is None:
+            unreadable = True
+        else:
             documents.append(document)
 
     compiler = MappingCompiler(language_schema, modules, event_schema)
+    compiler.incomplete = unreadable
     compiled = compiler.compile(documents)
     findings.extend(compiler.findings)
     return compiled

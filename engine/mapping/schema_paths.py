@@ -56,7 +56,7 @@ class EventSchemaPaths:
                         next_schemas.append(properties[segment])
                 elif _may_be_object(schema):
                     open_ended = True
-            if open_ended and not next_schemas:
+            if not next_schemas and open_ended and not declared:
                 return PathCheck(known=True)
             if not next_schemas:
                 return PathCheck(known=False, failed_at=index, siblings=tuple(sorted(declared)))
