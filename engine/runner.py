@@ -85,7 +85,7 @@ class Runner:
             result.steps.append(step_result)
             logger.info(
                 "step done",
-                extra={"event_id": plan.event_id, "step": step.id, "module": step.module,
+                extra={"event_id": plan.event_id, "step": step.id, "zoho_module": step.module,
                        "action": str(step.action), "outcome": str(step_result.outcome),
                        "record_id": step_result.record_id, "zoho_calls": step_result.zoho_calls},
             )
@@ -163,7 +163,7 @@ class _StepExecution:
         if len(found) > 1:
             logger.warning(
                 "several records have the same key; using the oldest",
-                extra={"module": step.module, "field": field, "count": len(found),
+                extra={"zoho_module": step.module, "field": field, "count": len(found),
                        "step": step.id},
             )
         oldest = min(found, key=lambda record: int(str(record.get("id", "0"))))

@@ -368,7 +368,7 @@ class ZohoClient:
         ZOHO_CALL_SECONDS.labels(operation=operation).observe(elapsed)
         logger.debug(
             "Zoho call",
-            extra={"operation": operation, "module": module, "status": status,
+            extra={"operation": operation, "zoho_module": module, "status": status,
                    "duration_seconds": round(elapsed, 3)},
         )
 
