@@ -1,0 +1,277 @@
+"""The service as a real process: graceful shutdown, log files, sandbox quick start, bad start."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from engine.emulator import EmulatorServer
+
+from .conftest import API_TOKEN, load_example
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_SECONDS = 60
+
+
+class ServiceProcess:
+    """`python server.py` in a subprocess, with its output lines collected by a thread."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "server.py"), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+
+    def wait_for(self, pattern: str) -> re.Match[str]:
+        """Return the first output line matching `pattern`; fail if the process ends first."""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            match = re.search(pattern, line)
+            if match:
+                return match
+        raise AssertionError(f"no line matched {pattern!r}; output:\n{''.join(self.output)}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=30)
+
+
+def service_env(emulator: EmulatorServer, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ZOHO_CRM_")}
+    env.update(
+        {
+            "NODE_ENV": "production",
+            "HOST": "127.0.0.1",
+            "PORT": "0",
+            "API_TOKEN": API_TOKEN,
+            "ZOHO_CRM_ACCOUNTS_URL": emulator.url,
+            "ZOHO_CRM_API_DOMAIN": emulator.url,
+            "ZOHO_CRM_CLIENT_ID": emulator.state.client_id,
+            "ZOHO_CRM_CLIENT_SECRET": emulator.state.client_secret,
+            "ZOHO_CRM_REFRESH_TOKEN": emulator.state.refresh_token,
+            "ZOHO_CRM_TOKEN_FILE": str(tmp_path / "token.json"),
+            "JOURNAL_PATH": str(tmp_path / "journal.sqlite3"),
+            "LOCK_DIR": str(tmp_path / "locks"),
+            "LOG_DIR": str(tmp_path / "logs"),
+            "SHUTDOWN_TIMEOUT_SECONDS": "60",
+            **extra,
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer() as server:
+        yield server
+
+
+def start_service(env: dict[str, str]) -> tuple[ServiceProcess, str]:
+    service = ServiceProcess(env, "--env-file", os.devnull)
+    match = service.wait_for(r'"message": "listening".*"url": "(http://[^"]+)"')
+    return service, match.group(1)
+
+
+def post(url: str, body: Any, **headers: str) -> requests.Response:
+    return requests.post(
+        f"{url}/process-event",
+        json=body,
+        headers={"Authorization": f"Bearer {API_TOKEN}", **headers},
+        timeout=60,
+    )
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_finishes_in_flight_event_then_exits_0(
+    emulator: EmulatorServer, tmp_path: Path, signum: signal.Signals
+) -> None:
+    service, url = start_service(service_env(emulator, tmp_path))
+    try:
+        # Each Zoho call now takes 1.5 s, so the event is in flight when the signal arrives.
+        emulator.update_settings(latency_seconds=1.5)
+        answers: list[requests.Response] = []
+        sender = threading.Thread(
+            target=lambda: answers.append(post(url, load_example("sim-updated.json")))
+        )
+        sender.start()
+        while not emulator.request_log():
+            time.sleep(0.05)
+
+        service.process.send_signal(signum)
+        service.wait_for(r"shutting down: no longer accepting connections")
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{url}/health", timeout=5)
+        sender.join(timeout=60)
+        exit_code = service.process.wait(timeout=60)
+    finally:
+        service.stop()
+
+    assert exit_code == 0
+    assert len(answers) == 1
+    assert answers[0].status_code == 202
+    assert answers[0].json()["outcome"] == "processed"
+    assert len(emulator.records("Contacts")) == 1
+    assert len(emulator.records("SIM_Cards")) == 1
+
+
+@pytest.mark.slow
+def test_log_files_have_ids_and_summary(emulator: EmulatorServer, tmp_path: Path) -> None:
+    service, url = start_service(service_env(emulator, tmp_path))
+    try:
+        event = load_example("sim-updated.json")
+        post(url, event, **{"X-B3-TraceId": "trace-e2e-1", "X-Request-Id": "unique-e2e-1"})
+        bad = dict(event, event_id="8a0e8c4c-3b8f-4a8e-9c7e-2f7d7f0b9a11")
+        emulator.revoke_refresh_token()
+        emulator.expire_tokens()
+        post(url, bad, **{"X-B3-TraceId": "trace-e2e-2"})
+        service.process.send_signal(signal.SIGTERM)
+        service.process.wait(timeout=60)
+    finally:
+        service.stop()
+
+    combined = read_json_lines(tmp_path / "logs" / "combined.log")
+    errors = read_json_lines(tmp_path / "logs" / "error.log")
+    summary = [line for line in combined if line["message"] == "event processed"]
+    access = [line for line in combined if line["logger"] == "engine.service.access"]
+    assert len(summary) == 1
+    assert summary[0]["request_id"] == "trace-e2e-1"
+    assert summary[0]["unique_id"] == "unique-e2e-1"
+    assert summary[0]["event_id"] == event["event_id"]
+    assert summary[0]["event_type"] == "SIM/Updated"
+    assert summary[0]["outcome"] == "processed"
+    assert summary[0]["zoho_calls"] == 2
+    assert [line["status"] for line in access] == [202, 500]
+    assert all(line["level"] == "error" for line in errors)
+    assert [line["message"] for line in errors if line["message"] == "event failed"] == [
+        "event failed"
+    ]
+    failed = next(line for line in errors if line["message"] == "event failed")
+    assert failed["request_id"] == "trace-e2e-2"
+    assert failed["event_id"] == bad["event_id"]
+    text = (tmp_path / "logs" / "combined.log").read_text()
+    assert API_TOKEN not in text
+    assert emulator.state.client_secret not in text
+    assert emulator.state.refresh_token not in text
+    assert "Olena" not in text
+    assert "Koval" not in text
+
+
+@pytest.mark.slow
+def test_sandbox_quick_start_prints_working_curl(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ZOHO_CRM_")}
+    env.pop("API_TOKEN", None)
+    env.update(
+        {
+            "PORT": "0",
+            "JOURNAL_PATH": str(tmp_path / "journal.sqlite3"),
+            "LOCK_DIR": str(tmp_path / "locks"),
+            "LOG_DIR": str(tmp_path / "logs"),
+            "ZOHO_CRM_TOKEN_FILE": str(tmp_path / "token.json"),
+        }
+    )
+    service = ServiceProcess(env, "--sandbox", "--env-file", os.devnull)
+    try:
+        curl_line = service.wait_for(r"^\s+(curl -sS -X POST .*)$").group(1)
+        records_url = service.wait_for(r"curl -sS (http://\S+/__emulator/records/Contacts)")
+        sent = subprocess.run(
+            shlex.split(curl_line), cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        contacts = requests.get(records_url.group(1), timeout=10).json()["data"]
+        service.process.send_signal(signal.SIGINT)
+        exit_code = service.process.wait(timeout=60)
+    finally:
+        service.stop()
+
+    assert sent.returncode == 0
+    assert json.loads(sent.stdout)["outcome"] == "processed"
+    assert [contact["I_PB"] for contact in contacts] == ["79123456789@msisdn"]
+    assert exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        pytest.param({"PORT": "eighty"}, "PORT='eighty' is not an integer", id="bad port"),
+        pytest.param({"API_TOKEN": ""}, "API_TOKEN is missing", id="missing token in production"),
+    ],
+)
+def test_invalid_configuration_exits_2(
+    emulator: EmulatorServer, tmp_path: Path, extra: dict[str, str], expected: str
+) -> None:
+    env = service_env(emulator, tmp_path, **extra)
+
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--env-file", os.devnull],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 2
+    assert expected in finished.stderr
+    assert emulator.state.client_secret not in finished.stderr
+
+
+def test_invalid_mappings_exit_1_with_findings(emulator: EmulatorServer, tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    for source in (ROOT / "mappings").glob("*.yaml"):
+        (mappings / source.name).write_text(source.read_text())
+    plans = mappings / "action-plans.yaml"
+    plans.write_text(plans.read_text().replace("write: contact", "write: contcat", 1))
+    env = service_env(emulator, tmp_path, MAPPINGS_DIR=str(mappings))
+
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--env-file", os.devnull],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 1
+    assert "action-plans.yaml" in finished.stderr
+    assert "contcat" in finished.stderr
+    assert "not serving, the mapping files have" in finished.stderr
