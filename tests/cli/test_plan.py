@@ -1,0 +1,176 @@
+"""`zoho-connector plan` through the command-line entry point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.cli import main
+
+REPOSITORY = Path(__file__).parents[2]
+GOLDEN = REPOSITORY / "tests" / "planning" / "golden"
+PUBLISHED_EXAMPLE = GOLDEN / "sim-updated-published-example"
+
+PUBLISHED_PLAN_TEXT = """\
+event 3e84c79f-ab6f-4546-8e27-0b6ab866f1fb SIM/Updated (2025-03-12T16:47:30.443939+00:00)
+
+1. contact: find_or_create Contacts (upsert)
+   POST /crm/v8/Contacts/upsert duplicate_check_fields=[I_PB]
+   match I_PB = "79123456789@msisdn"
+   Last_Name = "79123456789@msisdn"  (on create only)  <- pb_data.account_info.id
+   Bill_Status_PB = "Open"  <- pb_data.account_info.bill_status
+   Billing_Model_PB = "Credit Account"  <- pb_data.account_info.billing_model
+   Blocked_PB = false  <- pb_data.account_info.blocked
+   Product_Name_PB = "wtl Pay as you go"  <- pb_data.account_info.product_name
+   I_Account_PB = 1  <- pb_data.account_info.i_account
+   I_PB = "79123456789@msisdn"  <- pb_data.account_info.id
+
+2. sim: find_or_create SIM_Cards (upsert)
+   POST /crm/v8/SIM_Cards/upsert duplicate_check_fields=[I_SIM_Card]
+   match I_SIM_Card = 3793
+   I_SIM_Card = 3793  <- pb_data.sim_info.i_sim_card
+   IMSI = "001010000020349"  <- pb_data.sim_info.imsi
+   MSISDN = "79123456789"  <- pb_data.sim_info.msisdn
+   Status = "Active"  <- pb_data.sim_info.status
+   Name = "79123456789"
+   Related_Contact = record id of step contact
+"""
+
+
+def write_event(tmp_path: Path, body: Any) -> Path:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(body), encoding="utf-8")
+    return path
+
+
+def test_published_example_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["plan", str(PUBLISHED_EXAMPLE / "event.json")])
+
+    assert status == 0
+    assert capsys.readouterr().out == PUBLISHED_PLAN_TEXT
+
+
+def test_published_example_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    expected = json.loads((PUBLISHED_EXAMPLE / "expected-plan.json").read_text(encoding="utf-8"))
+
+    status = main(["plan", str(PUBLISHED_EXAMPLE / "event.json"), "--format", "json"])
+
+    assert status == 0
+    assert json.loads(capsys.readouterr().out) == expected
+
+
+def test_skipped_step_in_text(capsys: pytest.CaptureFixture[str]) -> None:
+    event = GOLDEN / "sim-replaced-without-prev-sim" / "event.json"
+
+    status = main(["plan", str(event)])
+
+    output = capsys.readouterr().out
+    assert status == 0
+    assert (
+        "2. previous_sim: unlink SIM_Cards (upsert)\n"
+        "   no call (skipped)\n"
+        "   skipped: pb_data.prev_sim_info is absent\n"
+    ) in output
+
+
+def test_invalid_event_prints_details(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = {
+        "event_id": "3e84c79f-ab6f-4546-8e27-0b6ab866f1fb",
+        "data": {"event_type": "SIM/Created"},
+        "pb_data": {"account_info": {"id": "x"}, "sim_info": {"imsi": "1"}},
+    }
+
+    status = main(["plan", str(write_event(tmp_path, body))])
+
+    assert status == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "message": "Invalid event: pb_data.sim_info.i_sim_card: field required",
+        "error": "Invalid event",
+        "type": "VALIDATION_ERROR",
+        "code": "invalid_event",
+        "details": [
+            {
+                "loc": ["pb_data", "sim_info", "i_sim_card"],
+                "msg": "field required",
+                "type": "missing",
+            }
+        ],
+    }
+
+
+def test_event_type_without_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = {
+        "event_id": "3e84c79f-ab6f-4546-8e27-0b6ab866f1fb",
+        "data": {"event_type": "Account/Blocked"},
+    }
+
+    status = main(["plan", str(write_event(tmp_path, body))])
+
+    output = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert output["type"] == "VALIDATION_ERROR"
+    assert output["code"] == "no_action_plan"
+
+
+def test_ignored_event_type_with_other_mappings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(REPOSITORY / "mappings", mappings)
+    plans = mappings / "action-plans.yaml"
+    plans.write_text(
+        plans.read_text(encoding="utf-8").replace("ignore: []", "ignore: [Account/Blocked]"),
+        encoding="utf-8",
+    )
+    body = {
+        "event_id": "3e84c79f-ab6f-4546-8e27-0b6ab866f1fb",
+        "data": {"event_type": "Account/Blocked"},
+        "created_at": None,
+    }
+
+    status = main(["plan", str(write_event(tmp_path, body)), "--mappings", str(mappings)])
+
+    assert status == 0
+    assert capsys.readouterr().out == (
+        "event 3e84c79f-ab6f-4546-8e27-0b6ab866f1fb Account/Blocked (no event time)\n"
+        "ignored: the mappings list this event type under `ignore`; no Zoho call\n"
+    )
+
+
+def test_invalid_mappings_print_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(REPOSITORY / "mappings", mappings)
+    (mappings / "modules.yaml").unlink()
+
+    status = main(["plan", str(PUBLISHED_EXAMPLE / "event.json"), "--mappings", str(mappings)])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out == ""
+    assert "unknown-module: module Contacts has no strategy" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(None, "cannot read", id="missing file"),
+        pytest.param("{not json", "is not JSON", id="not JSON"),
+    ],
+)
+def test_unreadable_event_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    path = tmp_path / "event.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+
+    status = main(["plan", str(path)])
+
+    assert status == 2
+    assert message in capsys.readouterr().err
