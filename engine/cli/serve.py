@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--env-file",
         type=Path,
         default=Path(".env"),
-        help="file of environment variables read before the environment (default: .env)",
+        help="file of environment variables; variables already set in the environment win "
+        "(default: .env)",
     )
 
 

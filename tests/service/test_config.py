@@ -295,3 +295,13 @@ def test_short_api_token_is_a_warning() -> None:
 
     assert len(settings.warnings) == 1
     assert settings.warnings[0].startswith("API_TOKEN is shorter than 16 characters")
+
+
+def test_env_example_is_valid_once_filled() -> None:
+    env_example = Path(__file__).resolve().parents[2] / ".env.example"
+
+    settings = Settings.from_env(BASE, env_file=env_example)
+
+    assert settings.production is True
+    assert settings.zoho_accounts_url == "https://accounts.zoho.eu"
+    assert settings.warnings == ()
