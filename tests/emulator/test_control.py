@@ -1,0 +1,196 @@
+"""The emulator's control API, persistence, search index and command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from engine.emulator import EmulatorServer
+from engine.emulator.criteria import Condition, CriteriaError, Group, parse_criteria
+from engine.emulator.store import RecordStore
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def control(emulator: EmulatorServer, method: str, path: str,
+            body: object = None) -> requests.Response:
+    return requests.request(method, f"{emulator.url}/__emulator/{path}", json=body, timeout=10)
+
+
+def test_settings_read_and_changed(emulator: EmulatorServer) -> None:
+    changed = control(emulator, "PATCH", "settings", {"search_lag_seconds": 5})
+
+    assert changed.status_code == 200
+    assert changed.json()["search_lag_seconds"] == 5
+    assert emulator.settings.search_lag_seconds == 5
+    assert control(emulator, "GET", "settings").json()["token_expires_in"] == 3600
+
+
+def test_unknown_setting_rejected(emulator: EmulatorServer) -> None:
+    response = control(emulator, "PATCH", "settings", {"search_lag": 5})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "unknown setting(s): search_lag"}
+
+
+def test_fault_over_http(emulator: EmulatorServer) -> None:
+    created = control(emulator, "POST", "faults", {
+        "operation": "token", "status": 503, "count": 1,
+        "body": {"code": "INTERNAL_ERROR", "details": {}, "message": "down", "status": "error"},
+    })
+    first = requests.post(f"{emulator.url}/oauth/v2/token", timeout=10)
+    second = requests.post(f"{emulator.url}/oauth/v2/token", timeout=10)
+
+    assert created.status_code == 201
+    assert first.status_code == 503
+    assert second.status_code == 200
+    assert control(emulator, "GET", "faults").json() == {"faults": []}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        pytest.param({"kind": "explode"}, "fault kind must be one of status, timeout, drop, "
+                     "got 'explode'", id="unknown kind"),
+        pytest.param({"count": 0}, "fault count must be at least 1", id="zero count"),
+        pytest.param({"statuz": 500}, "unknown fault key(s): statuz", id="misspelled key"),
+    ],
+)
+def test_invalid_fault_rejected(spec: dict[str, object], message: str,
+                                emulator: EmulatorServer) -> None:
+    response = control(emulator, "POST", "faults", spec)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": message}
+
+
+def test_log_records_and_reset(emulator: EmulatorServer) -> None:
+    token = emulator.issue_access_token()
+    requests.post(f"{emulator.url}/crm/v8/Contacts", json={"data": [{"Last_Name": "A"}]},
+                  headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=10)
+
+    log = control(emulator, "GET", "log").json()["requests"]
+    records = control(emulator, "GET", "records/Contacts").json()["data"]
+    reset = control(emulator, "POST", "reset")
+
+    assert [entry["operation"] for entry in log] == ["token", "insert"]
+    assert log[1]["status"] == 201
+    assert "Zoho-oauthtoken" not in json.dumps(log)
+    assert [record["Last_Name"] for record in records] == ["A"]
+    assert reset.status_code == 200
+    assert emulator.records("Contacts") == []
+    assert emulator.request_log() == []
+
+
+def test_tokens_expire_and_revoke_over_http(emulator: EmulatorServer) -> None:
+    token = emulator.issue_access_token()
+
+    control(emulator, "POST", "tokens/expire")
+    control(emulator, "POST", "tokens/revoke")
+    refused = requests.get(f"{emulator.url}/crm/v8/Contacts/1",
+                           headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=10)
+    refresh = requests.post(f"{emulator.url}/oauth/v2/token", data={
+        "grant_type": "refresh_token", "client_id": "sandbox-client",
+        "client_secret": "sandbox-secret", "refresh_token": "sandbox-refresh-token"}, timeout=10)
+
+    assert refused.json()["code"] == "INVALID_TOKEN"
+    assert refresh.json() == {"error": "invalid_code"}
+
+
+def test_unknown_control_path(emulator: EmulatorServer) -> None:
+    response = control(emulator, "GET", "nothing")
+
+    assert response.status_code == 404
+
+
+def test_state_file_keeps_records(tmp_path: Path) -> None:
+    state_file = tmp_path / "emulator.sqlite"
+    with EmulatorServer(state_file=state_file) as first:
+        token = first.issue_access_token()
+        created = requests.post(f"{first.url}/crm/v8/Contacts",
+                                json={"data": [{"Last_Name": "Kept", "I_PB": "k"}]},
+                                headers={"Authorization": f"Zoho-oauthtoken {token}"},
+                                timeout=10).json()
+    kept_id = created["data"][0]["details"]["id"]
+
+    with EmulatorServer(state_file=state_file) as second:
+        token = second.issue_access_token()
+        headers = {"Authorization": f"Zoho-oauthtoken {token}"}
+        searched = requests.get(f"{second.url}/crm/v8/Contacts/search",
+                                params={"criteria": "(I_PB:equals:k)"}, headers=headers,
+                                timeout=10).json()
+        added = requests.post(f"{second.url}/crm/v8/Contacts",
+                              json={"data": [{"Last_Name": "New"}]}, headers=headers,
+                              timeout=10).json()
+
+    assert [record["id"] for record in searched["data"]] == [kept_id]
+    assert int(added["data"][0]["details"]["id"]) > int(kept_id)
+
+
+def test_search_index_catches_up() -> None:
+    now = [100.0]
+    store = RecordStore(clock=lambda: now[0])
+    store.put("Contacts", {"id": "1", "I_PB": "old"}, search_lag_seconds=0)
+    now[0] = 101.0
+    store.put("Contacts", {"id": "1", "I_PB": "new"}, search_lag_seconds=30)
+
+    before = store.searchable("Contacts")
+    now[0] = 131.0
+    after = store.searchable("Contacts")
+
+    assert [record["I_PB"] for record in before] == ["old"]
+    assert [record["I_PB"] for record in after] == ["new"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(r"(A:equals:x\,y)", Condition("A", "equals", "x,y"), id="escaped comma"),
+        pytest.param(r"(A:equals:c\\d)", Condition("A", "equals", "c\\d"),
+                     id="escaped backslash"),
+        pytest.param("(A:equals:a:b)", Condition("A", "equals", "a:b"), id="colon in value"),
+        pytest.param("((A:equals:1)and(B:starts_with:2))",
+                     Group("and", (Condition("A", "equals", "1"),
+                                   Condition("B", "starts_with", "2"))), id="and group"),
+    ],
+)
+def test_parse_criteria(text: str, expected: Condition | Group) -> None:
+    assert parse_criteria(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("((A:equals:1)and(B:equals:2)or(C:equals:3))", id="mixed joiners"),
+        pytest.param("(A:equals:1)extra", id="trailing text"),
+        pytest.param("(:equals:1)", id="missing field"),
+    ],
+)
+def test_parse_criteria_rejects(text: str) -> None:
+    with pytest.raises(CriteriaError):
+        parse_criteria(text)
+
+
+def test_command_line_serves_until_terminated() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())",
+         "emulator", "--port", "0", "--search-lag", "2"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline()
+        url = first_line.rsplit(" ", 1)[-1].strip()
+        settings = requests.get(f"{url}/__emulator/settings", timeout=10).json()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+    assert first_line.startswith("Zoho CRM emulator listening on http://127.0.0.1:")
+    assert settings["search_lag_seconds"] == 2.0
+    assert process.returncode == 0
