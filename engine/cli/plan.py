@@ -1,8 +1,8 @@
 """`zoho-connector plan EVENT.json`: show the Zoho CRM calls an event would cause.
 
-Nothing is sent anywhere. Exit status: 0 with a plan (also for an ignored event type), 1 when
-the event is invalid or has no action plan, or the mappings are invalid, 2 for a usage error
-such as a file that cannot be read or is not JSON.
+Nothing is sent anywhere. Exit status 0 means a plan was printed, also for an ignored event
+type. Exit status 1 means the event is invalid, its type has no action plan, or the mappings are
+invalid. Exit status 2 is a usage error, such as a file that cannot be read or is not JSON.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from typing import Any
 
 from engine.events.paths import format_path
 from engine.mapping.context import CompilerBase, Located
+from engine.mapping.expressions import referenced_paths
 from engine.mapping.findings import FindingKind, did_you_mean, known_list
 from engine.mapping.model import (
     CompiledActionPlan,
@@ -199,27 +200,26 @@ class ActionPlanCompiler(CompilerBase):
         input_path: EventPath,
         step_entry: Located,
     ) -> None:
+        """Check the mapping's relative paths again against the input this step binds."""
+        line, _ = step_entry.document.position(step_entry.path)
+        context = (
+            f" when step {step_entry.data['id']} (line {line}) binds input "
+            f"{format_path(input_path)}"
+        )
         for index, compiled in enumerate(mapping.fields):
             field_entry = mapping_entry.at("fields", index)
-            for source, located in (
+            sources = (
                 (compiled.source, field_entry),
                 (compiled.default_on_create, field_entry.at("default_on_create")),
-            ):
-                if source is None or source.absolute or source.path is None:
-                    continue
-                full_path = (*input_path, *source.path)
-                check = self.event_paths.check(full_path)
-                if not check.known:
-                    line, _ = step_entry.document.position(step_entry.path)
-                    self.findings.append(
-                        self._unknown_path_finding(
-                            located.at("source"),
-                            full_path,
-                            check,
-                            f" when step {step_entry.data['id']} (line {line}) binds input "
-                            f"{format_path(input_path)}",
+            )
+            for source, located in sources:
+                for relative, key in _relative_paths(source):
+                    full_path = (*input_path, *relative)
+                    check = self.event_paths.check(full_path)
+                    if not check.known:
+                        self.findings.append(
+                            self._unknown_path_finding(located.at(key), full_path, check, context)
                         )
-                    )
 
     def _step_match(
         self, entry: Located, action: Action, strategy: ModuleStrategy, input_path: EventPath
@@ -380,3 +380,15 @@ class ActionPlanCompiler(CompilerBase):
             )
             return None
         return when_absent
+
+
+def _relative_paths(source: ValueSource | None) -> list[tuple[EventPath, str]]:
+    """Return the paths a value source reads relative to its input, with the key holding them."""
+    if source is None:
+        return []
+    if source.expression is not None:
+        chains = referenced_paths(source.expression.text)
+        return [(path, "expression") for name, path in chains if name == "input"]
+    if source.path is not None and not source.absolute:
+        return [(source.path, "source")]
+    return []

@@ -1,10 +1,10 @@
 """Compiling mapping documents into `CompiledMappings`, collecting every finding on the way.
 
-The compiler checks the documents against the mapping language schema, merges the files of a
-directory, resolves every reference (module, field, field mapping, step), checks every path
-against the event schema, compiles every expression and checks value types against the module
-definitions. It reports all findings at once and returns compiled mappings only when there are
-none.
+The compiler checks the documents against the mapping language schema and merges the files of a
+directory. It then resolves every reference (module, field, field mapping, step), checks every
+path against the event schema, compiles every expression and checks value types against the
+module definitions. It reports all findings at once and returns compiled mappings only when there
+are none.
 """
 
 from __future__ import annotations

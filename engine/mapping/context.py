@@ -1,6 +1,6 @@
 """Shared state and checks of the mapping compiler: names, fields, paths and expressions.
 
-`CompilerBase` holds the findings and the lookups that both the field mapping and the action plan
+`CompilerBase` contains the findings and the lookups that both the field mapping and the action plan
 compilers need. Each check appends a finding and returns None when something is wrong, so that
 compilation goes on and reports every problem at once.
 """
@@ -66,8 +66,11 @@ class CompilerBase:
         return self._defined_names[section]
 
     def is_defined_elsewhere(self, section: str, name: str) -> bool:
-        """Whether a name that did not compile is defined (with findings of its own), or may be
-        defined in a file that could not be read; either way it is not reported as unknown."""
+        """Return whether a name that did not compile is still defined somewhere.
+
+        That is the case when its definition has findings of its own, or when a file could not
+        be read. Such a name is not reported again as unknown where it is used.
+        """
         return name in self._defined_names[section] or self.incomplete
 
     def _remember_names(self, documents: Iterable[SourceDocument]) -> None:
@@ -134,26 +137,26 @@ class CompilerBase:
         self,
         entry: Located,
         input_path: EventPath,
-        what: str,
+        owner: str,
         *,
         allow_constant: bool = True,
     ) -> ValueSource | None:
         keys = ("source", "expression", "value") if allow_constant else ("source", "expression")
-        given = [key for key in keys if key in entry.data]
-        if len(given) != 1:
+        present = [key for key in keys if key in entry.data]
+        if len(present) != 1:
             self.findings.append(
                 entry.finding(
                     FindingKind.SCHEMA,
-                    f"{what} needs exactly one of {', '.join(keys)}; "
-                    + (f"found {', '.join(given)}" if given else "found none"),
+                    f"{owner} needs exactly one of {', '.join(keys)}; "
+                    + (f"found {', '.join(present)}" if present else "found none"),
                     key=True,
                 )
             )
             return None
 
-        if given[0] == "value":
+        if present[0] == "value":
             return ValueSource(constant=entry.data["value"])
-        if given[0] == "expression":
+        if present[0] == "expression":
             expression = self._expression(entry.at("expression"), input_path)
             return ValueSource(expression=expression) if expression is not None else None
 

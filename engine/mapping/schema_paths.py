@@ -2,7 +2,7 @@
 
 A path is known when every segment is a declared property (or a list index into a declared
 array). Below an object whose schema declares no properties at all (such as
-`pb_data.access_policy_info`), any path is accepted, because the schema says nothing about it.
+`pb_data.access_policy_info`), any path is accepted, because the schema declares nothing there.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class PathCheck:
     siblings: tuple[str, ...] = ()
     """Property names declared where the path failed, for a "did you mean" hint."""
     json_types: frozenset[str] = field(default_factory=frozenset)
-    """JSON types the schema allows at the end of a known path; empty when it does not say."""
+    """JSON types the schema allows at the end of a known path; empty when it declares no type."""
 
 
 class EventSchemaPaths:
@@ -100,7 +100,7 @@ class EventSchemaPaths:
 
 
 def _may_be_object(schema: dict[str, Any]) -> bool:
-    """Whether the schema allows an object and says nothing about its properties."""
+    """Return whether the schema allows an object without declaring its properties."""
     if "properties" in schema or any(key in schema for key in WRAPPERS):
         return False
     declared = schema.get("type")

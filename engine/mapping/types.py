@@ -43,11 +43,11 @@ FALSE_WORDS = frozenset({"false", "n", "no", "0"})
 
 
 class ValueConversionError(ValueError):
-    """A value cannot be converted to the Zoho field type; the message says why."""
+    """A value cannot be converted to the Zoho field type; the message gives the reason."""
 
 
 def is_compatible(declared: str, zoho_type: str) -> bool:
-    """Whether a mapping's declared type may be written to a Zoho field of `zoho_type`."""
+    """Return whether a mapping's declared type may be written to a Zoho field of `zoho_type`."""
     if declared == zoho_type:
         return True
     if declared in TEXT_TYPES and zoho_type in TEXT_TYPES:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import ErrorDetail
-from engine.events.paths import MISSING, format_path, is_empty, read_path
+from engine.events.paths import is_empty, read_path
 from engine.mapping.model import (
     CompiledField,
     CompiledFieldMapping,
@@ -21,8 +21,8 @@ from engine.planning.plan import EventPath, FieldValue
 
 logger = logging.getLogger(__name__)
 
-# Longest unmapped value written to the warning log; values of mapped fields are enumerations,
-# so this only guards against a map put on a free-text field.
+# Longest unmapped value written to the warning log. Value maps are meant for enumerations, so
+# the limit only matters for a map put on a free-text field.
 MAX_LOGGED_VALUE_LENGTH = 40
 
 
@@ -163,13 +163,3 @@ def _source_path(source: ValueSource, bound: BoundInput) -> EventPath | None:
     if source.path is None:
         return None
     return source.path if source.absolute else (*bound.path, *source.path)
-
-
-__all__ = [
-    "MISSING",
-    "BoundInput",
-    "UnmappedValueLog",
-    "evaluate_mapping",
-    "format_path",
-    "read_source",
-]

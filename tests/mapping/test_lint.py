@@ -494,3 +494,25 @@ def test_text_and_github_rendering() -> None:
     assert finding.as_github_annotation() == (
         "::error file=mappings/a%2Cb.yaml,line=3,col=7::unknown-field: 50%25 wrong%0Afix"
     )
+
+
+def test_rebound_input_checks_mapping_paths(broken_copy: Path) -> None:
+    old = "        input: $.pb_data.prev_sim_info\n"
+    apply_edits(broken_copy, [("action-plans.yaml", old, old.replace("prev_sim", "account"))])
+
+    findings = lint_paths([Path("mappings")])
+
+    assert [(f.file, f.line, f.column, f.message.split(" ")[0]) for f in findings] == [
+        ("mappings/action-plans.yaml", 54, 25, "pb_data.account_info.i_sim_card"),
+        ("mappings/sim-cards.yaml", 11, 17, "pb_data.account_info.i_sim_card"),
+        ("mappings/sim-cards.yaml", 13, 17, "pb_data.account_info.imsi"),
+        ("mappings/sim-cards.yaml", 15, 17, "pb_data.account_info.msisdn"),
+        ("mappings/sim-cards.yaml", 27, 21, "pb_data.account_info.iccid"),
+        ("mappings/sim-cards.yaml", 27, 21, "pb_data.account_info.msisdn"),
+        ("mappings/sim-cards.yaml", 29, 23, "pb_data.account_info.i_sim_card"),
+    ]
+    assert findings[1].message == (
+        "pb_data.account_info.i_sim_card when step previous_sim (line 51) binds input "
+        "pb_data.account_info is not in the event schema: pb_data.account_info has no "
+        '"i_sim_card"; fix the path, or declare the field in nsps-event.schema.json'
+    )

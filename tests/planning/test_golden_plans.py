@@ -1,4 +1,4 @@
-"""Golden cases: each folder under golden/ holds an event and the exact plan it must produce.
+"""Golden cases: each folder under golden/ contains an event and the exact plan it must produce.
 
 To add a case, create golden/<case>/event.json and golden/<case>/expected-plan.json; the
 expected plan is `zoho-connector plan event.json --format json`, checked by hand.
