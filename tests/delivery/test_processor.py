@@ -15,6 +15,7 @@ from engine.errors import (
     EventNotFoundError,
     EventValidationError,
     NoActionPlanError,
+    RateLimitError,
     ZohoRateLimitError,
     ZohoUnavailableError,
 )
@@ -332,3 +333,50 @@ def test_replay_finished_event_is_duplicate(stack: Stack) -> None:
     replayed = stack.processor.replay(eid("e-1"))
 
     assert replayed.outcome == "duplicate"
+
+
+def test_same_event_concurrently_writes_once(stack: Stack) -> None:
+    event = make_event("e-1", "SIM/Created")
+    outcomes: list[str] = []
+
+    def deliver() -> None:
+        outcomes.append(stack.processor.process(event).outcome)
+
+    threads = [threading.Thread(target=deliver) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    upserts = [entry for entry in stack.writes() if entry["module"] == "Contacts"]
+
+    assert sorted(outcomes) == ["duplicate"] * 9 + ["processed"]
+    assert len(upserts) == 1
+    assert len(stack.records("SIM_Cards")) == 1
+
+
+def test_busy_record_answers_rate_limit(stack: Stack) -> None:
+    event = make_event("e-1")
+    plan = stack.processor.planner.plan(event)
+    stack.processor.budget_seconds = 0.4
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_locks() -> None:
+        with stack.processor.locks.hold(plan.record_keys, deadline=time.monotonic() + 60):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_locks)
+    holder.start()
+    held.wait(30)
+    with pytest.raises(RateLimitError) as failure:
+        stack.processor.process(event)
+    release.set()
+    holder.join(30)
+    entry = stack.journal.get(eid("e-1"))
+    retried = stack.processor.process(event)
+
+    assert failure.value.retry_after == 1.0
+    assert entry is not None
+    assert entry.outcome is EventOutcome.RECEIVED
+    assert retried.outcome == "processed"
