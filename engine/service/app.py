@@ -1,7 +1,7 @@
 """The Falcon application: routes, middleware and error handlers, with no outside resources.
 
 `create_app` takes the event processor and the readiness check as arguments, so tests can serve
-the real HTTP layer around any processor; `engine.service.wiring.build_service` passes the
+the real HTTP layer around any processor. `engine.service.wiring.build_service` passes the
 real ones.
 """
 

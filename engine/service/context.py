@@ -1,6 +1,6 @@
 """Ids of the request being served, visible to every log line written while serving it.
 
-The values live in context variables, so each waitress worker thread sees only its own
+The values live in context variables, so each waitress worker thread reads only its own
 request. `RequestContextMiddleware` sets them when a request starts and clears them when the
 response is sent.
 """

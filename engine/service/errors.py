@@ -2,7 +2,7 @@
 
 A `ConnectorError` subclass is rendered with its own status and body. Falcon's own HTTP errors
 (unknown route, method not allowed, malformed request line or headers) get the same
-body shape. Any other exception is a bug: it is logged with its traceback and answered 500
+body shape. Any other exception is a bug: it is logged with its traceback and gets 500
 INTERNAL_ERROR, with no detail of the failure in the body.
 """
 

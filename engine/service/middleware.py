@@ -67,7 +67,7 @@ class RequestContextMiddleware:
 class BearerAuthMiddleware:
     """Check `Authorization: Bearer <API_TOKEN>` on the methods a resource lists in `auth_methods`.
 
-    Other methods pass through, so a wrong method is answered 405 whatever the token.
+    Other methods pass through, so a wrong method gets 405 whatever the token.
     """
 
     def __init__(self, api_token: str) -> None:

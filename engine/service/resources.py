@@ -26,7 +26,7 @@ logger = logging.getLogger("engine.service")
 
 
 class ProcessedEvent(Protocol):
-    """The answer to one event, as `engine.delivery.processor.ProcessResult` carries it."""
+    """The result of one event, as `engine.delivery.processor.ProcessResult` carries it."""
 
     @property
     def status(self) -> int: ...
@@ -93,7 +93,7 @@ class MetricsResource:
 
 
 class ProcessEventResource:
-    """`POST /process-event`: one NSPS event per request, answered with what was done in Zoho."""
+    """`POST /process-event`: one NSPS event per request, and a response listing the Zoho writes."""
 
     auth_methods = frozenset({"POST"})
 
@@ -151,8 +151,8 @@ def _read_body(req: falcon.Request, limit: int) -> bytes:
     if req.content_length is not None and req.content_length > limit:
         raise PayloadTooLargeError(_too_large_message(req.content_length, limit))
     # Without Content-Length, Falcon's bounded stream reads nothing, so the raw stream is read.
-    # Waitress buffers a chunked body completely before the app runs, so this read never
-    # waits on the client.
+    # Waitress (3.0) receives a chunked body completely and sets CONTENT_LENGTH before the app
+    # runs, so this branch serves other WSGI servers and never waits on a waitress client.
     stream = req.bounded_stream if req.content_length is not None else req.stream
     raw = stream.read(limit + 1)
     if len(raw) > limit:

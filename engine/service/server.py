@@ -1,8 +1,8 @@
 """Serve the WSGI app on waitress, and shut down without dropping in-flight events.
 
-On SIGTERM or SIGINT the server stops accepting connections, waits until every request it
-has already received is answered and flushed to its client (at most `drain_timeout`
-seconds), and then returns from `serve_forever`. A second signal ends the wait at once.
+On SIGTERM or SIGINT the server stops accepting connections and waits until the response to
+every request it has already received is flushed to its client (at most `drain_timeout`
+seconds). Then `serve_forever` returns. A second signal ends the wait at once.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class ServiceServer:
             host=host,
             port=port,
             threads=threads,
-            # The app answers an oversized body with an NSPS error body; this waitress limit
+            # The app rejects an oversized body with an NSPS error body. This waitress limit
             # only stops a client from making the server buffer far more than that.
             max_request_body_size=max_request_body_size,
             clear_untrusted_proxy_headers=True,
@@ -151,7 +151,7 @@ class ServiceServer:
     def _drained(self) -> bool:
         if self._in_flight.count:
             return False
-        # A request can be received but not started yet, or answered but not yet sent.
+        # A request can be received but not started yet, or have a response not yet sent.
         for channel in list(self._server._map.values()):
             if getattr(channel, "requests", None) or getattr(channel, "total_outbufs_len", 0):
                 return False

@@ -29,7 +29,7 @@ class Result:
 
 @dataclass
 class RecordingProcessor:
-    """Stores each body it receives and answers 200, or raises the error it was given."""
+    """Store each body it receives and return a 200 result, or raise the error it was given."""
 
     error: BaseException | None = None
     bodies: list[Any] = field(default_factory=list)
