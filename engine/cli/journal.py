@@ -56,7 +56,10 @@ def add_events_arguments(parser: argparse.ArgumentParser) -> None:
 def run_events(args: argparse.Namespace) -> int:
     from engine.journal import SqliteJournal
 
-    journal = SqliteJournal(_journal_path(args))
+    journal_path = _journal_path(args)
+    if not journal_path.exists():
+        return _journal_missing(journal_path)
+    journal = SqliteJournal(journal_path)
     try:
         entries = journal.list_events(
             unfinished_only=args.failed, since=args.since, limit=args.limit
@@ -94,9 +97,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
     journal_path = _journal_path(args)
     if not journal_path.exists():
-        print(f"error: journal {journal_path} not found; set JOURNAL_PATH or --journal",
-              file=sys.stderr)
-        return EXIT_USAGE
+        return _journal_missing(journal_path)
     try:
         processor, close = _build_processor(journal_path)
     except ConfigError as error:
@@ -195,6 +196,12 @@ def _build_processor(journal_path: Path) -> tuple[EventProcessor, Any]:
         client.close()
 
     return processor, close
+
+
+def _journal_missing(journal_path: Path) -> int:
+    print(f"error: journal {journal_path} not found; set JOURNAL_PATH or --journal to the "
+          "service's journal file", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _replay_line(outcome: dict[str, Any]) -> str:

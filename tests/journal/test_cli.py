@@ -186,11 +186,16 @@ def test_replay_stops_while_zoho_down(stack: Stack, emulator: EmulatorServer,
     ]
 
 
-def test_replay_missing_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [pytest.param(["events"], id="events"), pytest.param(["replay", "--failed"], id="replay")],
+)
+def test_missing_journal(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("JOURNAL_PATH", str(tmp_path / "absent.sqlite3"))
 
-    status = main(["replay", "--failed"])
+    status = main(argv)
 
     assert status == 2
-    assert "not found" in capsys.readouterr().err
+    assert "absent.sqlite3 not found" in capsys.readouterr().err
+    assert not (tmp_path / "absent.sqlite3").exists()
