@@ -82,32 +82,34 @@ class ActionPlanCompiler(CompilerBase):
         earlier_steps: dict[str, str | None],
         all_steps: list[dict[str, Any]],
     ) -> CompiledStep | None:
+        """Compile one step, checking every part even when an earlier part has findings."""
         data = entry.data
         action = Action(data["action"])
+        count = len(self.findings)
+
         mapping, mapping_entry = self._step_mapping(entry, mappings)
-        if "write" in data and mapping is None:
-            return None
-
-        strategy = self._step_module(entry, mapping, strategies)
-        if strategy is None:
-            return None
+        strategy = None
+        if mapping is not None or "write" not in data or "module" in data:
+            strategy = self._step_module(entry, mapping, strategies)
         input_path = self._step_input(entry, mapping)
-        if input_path is None:
-            return None
-        if mapping is not None and mapping_entry is not None and input_path != mapping.input:
-            self._check_rebound_sources(mapping, mapping_entry, input_path, entry)
-
-        match_field, match_source = self._step_match(entry, action, strategy, input_path)
-        if action is not Action.CREATE and match_source is None:
-            return None
-        lookups = self._step_lookups(entry, action, strategy, earlier_steps, all_steps)
-        condition = self._expression(entry.at("condition"), input_path)
         when_absent = self._step_when_absent(entry, action)
-        if lookups is None or when_absent is None:
-            return None
-        if "condition" in data and condition is None:
-            return None
 
+        condition = None
+        if input_path is not None:
+            condition = self._expression(entry.at("condition"), input_path)
+            if mapping is not None and mapping_entry is not None and input_path != mapping.input:
+                self._check_rebound_sources(mapping, mapping_entry, input_path, entry)
+
+        match_field, match_source, lookups = None, None, None
+        if strategy is not None and input_path is not None:
+            match_field, match_source = self._step_match(entry, action, strategy, input_path)
+        if strategy is not None:
+            lookups = self._step_lookups(entry, action, strategy, earlier_steps, all_steps)
+
+        if len(self.findings) > count:
+            return None
+        if strategy is None or input_path is None or lookups is None or when_absent is None:
+            return None
         return CompiledStep(
             id=data["id"],
             action=action,
@@ -167,19 +169,13 @@ class ActionPlanCompiler(CompilerBase):
                 )
             )
             return None
-        if (
-            self._module(
-                name,
-                entry.at("module") if "module" in entry.data else entry.at("write"),
-                report=True,
-            )
-            is None
-        ):
+        module_entry = entry.at("module") if "module" in entry.data else entry.at("write")
+        if self._module(name, module_entry) is None:
             return None
         if name not in strategies:
             if not self.is_defined_elsewhere("modules", name):
                 self.findings.append(
-                    entry.at("module").finding(
+                    module_entry.finding(
                         FindingKind.UNKNOWN_MODULE,
                         f"module {name} has no strategy; add it under `modules:` with strategy, "
                         "key_field and duplicate_check_fields",
@@ -189,9 +185,13 @@ class ActionPlanCompiler(CompilerBase):
         return strategies[name]
 
     def _step_input(self, entry: Located, mapping: CompiledFieldMapping | None) -> EventPath | None:
+        """Return the step's input path; None when it is invalid or comes from a field mapping
+        that did not compile (whose findings are reported already)."""
         if "input" in entry.data:
             return self._input_path(entry.at("input"))
-        return mapping.input if mapping is not None else ()
+        if mapping is not None:
+            return mapping.input
+        return None if "write" in entry.data else ()
 
     def _check_rebound_sources(
         self,

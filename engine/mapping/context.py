@@ -14,6 +14,7 @@ from typing import Any
 from engine.events.paths import format_path, parse_path
 from engine.mapping.documents import DocumentPath, SourceDocument
 from engine.mapping.expressions import (
+    Expression,
     TemplateSyntaxError,
     compile_expression,
     referenced_paths,
@@ -21,7 +22,7 @@ from engine.mapping.expressions import (
 from engine.mapping.findings import Finding, FindingKind, did_you_mean
 from engine.mapping.model import ValueSource
 from engine.mapping.modules import FieldDefinition, ModuleDefinition
-from engine.mapping.schema_paths import EventSchemaPaths
+from engine.mapping.schema_paths import EventSchemaPaths, PathCheck
 from engine.planning.plan import EventPath
 
 SECTIONS = ("modules", "field_mappings", "action_plans")
@@ -85,20 +86,17 @@ class CompilerBase:
                     names[section].extend(str(name) for name in section_data)
         self._defined_names = names
 
-    def _module(
-        self, name: str, entry: Located, *, key: bool = False, report: bool = True
-    ) -> ModuleDefinition | None:
+    def _module(self, name: str, entry: Located, *, key: bool = False) -> ModuleDefinition | None:
         if name in self.modules:
             return self.modules[name]
-        if report:
-            hint = did_you_mean(name, self.modules)
-            self.findings.append(
-                entry.finding(
-                    FindingKind.UNKNOWN_MODULE,
-                    f"module {name} is not defined in crm-modules.yaml{hint}",
-                    key=key,
-                )
+        hint = did_you_mean(name, self.modules)
+        self.findings.append(
+            entry.finding(
+                FindingKind.UNKNOWN_MODULE,
+                f"module {name} is not defined in crm-modules.yaml{hint}",
+                key=key,
             )
+        )
         return None
 
     def _field(
@@ -126,7 +124,10 @@ class CompilerBase:
     def _input_path(self, entry: Located) -> EventPath | None:
         if entry.data is None:
             return ()
-        _, path = parse_path(str(entry.data))
+        parsed = self._parse_path(entry)
+        if parsed is None:
+            return None
+        _, path = parsed
         check = self.event_paths.check(path)
         if not check.known:
             self.findings.append(self._unknown_path_finding(entry, path, check, ""))
@@ -160,7 +161,10 @@ class CompilerBase:
             expression = self._expression(entry.at("expression"), input_path)
             return ValueSource(expression=expression) if expression is not None else None
 
-        absolute, path = parse_path(str(entry.data["source"]))
+        parsed = self._parse_path(entry.at("source"))
+        if parsed is None:
+            return None
+        absolute, path = parsed
         full_path = path if absolute else (*input_path, *path)
         check = self.event_paths.check(full_path)
         if not check.known:
@@ -170,7 +174,14 @@ class CompilerBase:
             return None
         return ValueSource(path=path, absolute=absolute)
 
-    def _expression(self, entry: Located, input_path: EventPath) -> Any:
+    def _parse_path(self, entry: Located) -> tuple[bool, EventPath] | None:
+        try:
+            return parse_path(str(entry.data))
+        except ValueError as error:
+            self.findings.append(entry.finding(FindingKind.SCHEMA, f"invalid path: {error}"))
+            return None
+
+    def _expression(self, entry: Located, input_path: EventPath) -> Expression | None:
         if entry.data is None:
             return None
         text = str(entry.data)
@@ -200,7 +211,7 @@ class CompilerBase:
         return expression if ok else None
 
     def _unknown_path_finding(
-        self, entry: Located, full_path: EventPath, check: Any, context: str
+        self, entry: Located, full_path: EventPath, check: PathCheck, context: str
     ) -> Finding:
         segment = str(full_path[check.failed_at])
         hint = did_you_mean(segment, check.siblings)

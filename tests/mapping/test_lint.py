@@ -131,6 +131,33 @@ CASES = [
         id="unknown field mapping",
     ),
     pytest.param(
+        [
+            (
+                "action-plans.yaml",
+                SIM_STEP_WRITE,
+                SIM_STEP_WRITE.replace("sim_card", "sim_cards").replace("contact", "contcat"),
+            )
+        ],
+        [
+            (
+                "mappings/action-plans.yaml",
+                18,
+                16,
+                "unknown-mapping",
+                'field mapping "sim_cards" is not defined (did you mean "sim_card"?); define it '
+                "under field_mappings (defined: contact, sim_card)",
+            ),
+            (
+                "mappings/action-plans.yaml",
+                20,
+                28,
+                "unknown-step",
+                'no step "contcat" in this action plan (did you mean "contact"?)',
+            ),
+        ],
+        id="every problem of one step",
+    ),
+    pytest.param(
         [("action-plans.yaml", SIM_STEP_LOOKUP, SIM_STEP_LOOKUP.replace("contact", "contcat"))],
         [
             (
