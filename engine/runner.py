@@ -38,7 +38,7 @@ WRITE_OUTCOMES = {
 
 
 class RecordIdLookup(Protocol):
-    """Record ids this connector already knows (the journal), consulted before any search."""
+    """Record ids the connector stored earlier (the journal), consulted before any search."""
 
     def get(self, module: str, field: str, value: Any) -> str | None:
         """Return the id of the record whose `field` equals `value`, or `None` when unknown."""
@@ -144,7 +144,7 @@ class _StepExecution:
     def _locate(self, match: RecordMatch) -> str | None:
         """Return the id of the record matching the step's key, or `None` when there is none.
 
-        A record id the journal knows is confirmed with a GET (it may have been deleted or
+        A record id from the journal is confirmed with a GET (it may have been deleted or
         its key changed in Zoho); otherwise, or when it is stale, the search index decides.
         """
         step = self.step
@@ -207,9 +207,9 @@ class _StepExecution:
         result = self._call(self.client.upsert, step.module, [record], key_fields)[0]
         if (not result.ok and result.code == "MANDATORY_NOT_FOUND"
                 and result.api_name in create_only):
-            # NOTE: that Zoho's upsert does not demand mandatory fields when it updates an
-            # existing record is unconfirmed; if it did, every update would take this path
-            # and overwrite the create-only fields.
+            # NOTE: it is unconfirmed that Zoho's upsert skips the mandatory check when it
+            # updates an existing record. If it does not, every update takes this path and
+            # overwrites the create-only fields.
             result = self._call(self.client.upsert, step.module,
                                 [{**record, **create_only}], key_fields)[0]
         elif result.ok and result.action == "insert" and create_only:

@@ -17,12 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modules", type=Path, metavar="FILE",
                         help="module and field definitions (default: mappings/crm-modules.yaml)")
     parser.add_argument("--search-lag", type=float, default=0.0, metavar="SECONDS",
-                        help="delay before search sees a write, like Zoho's search index "
+                        help="delay before search returns a write, like Zoho's search index "
                              "(default: %(default)s)")
     parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
                         help="delay added to every records API request (default: %(default)s)")
     parser.add_argument("--concurrency-limit", type=int, metavar="N",
-                        help="answer 429 TOO_MANY_REQUESTS above N requests in flight "
+                        help="respond 429 TOO_MANY_REQUESTS above N requests in flight "
                              "(default: no limit)")
     parser.add_argument("--token-expires-in", type=int, default=3600, metavar="SECONDS",
                         help="lifetime of issued access tokens (default: %(default)s)")

@@ -24,7 +24,7 @@ class EmulatorSettings:
     """Behaviour switches, changeable while the emulator runs."""
 
     search_lag_seconds: float = 0.0
-    """Delay before search sees a write (Zoho's index lags by up to about a minute)."""
+    """Delay before search returns a write (Zoho's index lags by up to about a minute)."""
 
     latency_seconds: float = 0.0
     """Delay added to every `/crm` request."""
@@ -34,7 +34,7 @@ class EmulatorSettings:
 
     token_expires_in: int = 3600
     legacy_token_shape: bool = False
-    """Answer `expires_in_sec` (seconds) with `expires_in` in milliseconds, as older Zoho did."""
+    """Send `expires_in_sec` (seconds) with `expires_in` in milliseconds, as older Zoho did."""
 
     omit_api_domain: bool = False
     """Leave `api_domain` out of token responses."""
@@ -58,7 +58,7 @@ class EmulatorSettings:
 class Fault:
     """A failure served instead of (or, for `timeout`, before) the next `count` matching requests.
 
-    `kind` is `status` (answer `status` with `body`), `timeout` (hold the connection for
+    `kind` is `status` (respond with `status` and `body`), `timeout` (hold the connection for
     `hold_seconds`, then handle the request normally) or `drop` (close the connection in the
     middle of the response).
     """
@@ -90,7 +90,7 @@ FAULT_KINDS = ("status", "timeout", "drop")
 
 
 class EmulatorState:
-    """Everything the emulator knows besides records: tokens, faults, settings, request log."""
+    """Emulator state besides records: tokens, faults, settings and the request log."""
 
     def __init__(
         self,
@@ -127,7 +127,7 @@ class EmulatorState:
                 self.token_issue_times.popleft()
             limit = self.settings.token_limit_per_window
             if limit is not None and len(self.token_issue_times) >= limit:
-                # NOTE: the HTTP status of Zoho's throttle answer is unconfirmed; 200 is sent,
+                # NOTE: the HTTP status of Zoho's throttle response is unconfirmed. This sends 200,
                 # as for the token endpoint's other errors.
                 return {
                     "error": "Access Denied",
@@ -356,7 +356,7 @@ class EmulatorApp:
             return False
         if fault.kind == "drop":
             # The declared length exceeds the body, so the server closes the connection after
-            # a partial response and the client sees a broken connection.
+            # a partial response and the client gets a broken connection.
             resp.status = falcon.code_to_http_status(200)
             resp.content_type = falcon.MEDIA_JSON
             resp.stream = iter([b'{"data":['])

@@ -16,7 +16,7 @@ DEFAULT_MODULES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "crm-m
 DEFAULT_LENGTHS = {"text": 255, "textarea": 32000, "email": 100, "phone": 30, "website": 255}
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# NOTE: Zoho's exact phone rule is unpublished; this accepts digits with an optional leading `+`
+# NOTE: Zoho's exact phone rule is unpublished. This accepts digits with an optional leading `+`
 # and the separators people type (space, `-`, `.`, brackets), and rejects letters.
 PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 ().\-]*$")
 INTEGER_DIGITS = 9

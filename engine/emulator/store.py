@@ -69,7 +69,7 @@ class RecordStore:
             return None
 
     def put(self, module: str, record: dict[str, Any], *, search_lag_seconds: float) -> None:
-        """Store a new or changed record; search sees the change after `search_lag_seconds`."""
+        """Store a new or changed record; search returns it after `search_lag_seconds`."""
         with self._lock:
             record_id = str(record["id"])
             stored = copy.deepcopy(record)
@@ -85,7 +85,7 @@ class RecordStore:
             self._save(module, stored)
 
     def searchable(self, module: str) -> list[dict[str, Any]]:
-        """Return the versions of records the search index holds now."""
+        """Return the versions of records the search index contains now."""
         now = self._clock()
         with self._lock:
             versions = []

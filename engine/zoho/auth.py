@@ -150,7 +150,7 @@ class TokenManager:
             return self._refresh_shared(rejected=None)
 
     def replace_rejected(self, rejected: AccessToken) -> AccessToken:
-        """Return a token other than `rejected`, which Zoho answered INVALID_TOKEN to."""
+        """Return a token other than `rejected`, which Zoho rejected with INVALID_TOKEN."""
         with self._lock:
             if self._token is not None and self._token.value != rejected.value:
                 return self._token
@@ -217,7 +217,7 @@ class TokenManager:
         if response.status_code >= 500:
             raise AttemptError(
                 ZohoUnavailableError(
-                    f"Zoho's token endpoint answered HTTP {response.status_code}; retry later"
+                    f"Zoho's token endpoint returned HTTP {response.status_code}; retry later"
                 ),
                 RetryAction.RETRY,
             )
@@ -226,14 +226,14 @@ class TokenManager:
         except ValueError as exc:
             raise AttemptError(
                 ZohoUnavailableError(
-                    f"Zoho's token endpoint answered HTTP {response.status_code} without JSON: "
+                    f"Zoho's token endpoint returned HTTP {response.status_code} without JSON: "
                     "check ZOHO_CRM_ACCOUNTS_URL"
                 ),
                 RetryAction.RETRY,
             ) from exc
         if not isinstance(parsed, dict):
             raise AttemptError(
-                ZohoUnavailableError("Zoho's token endpoint answered JSON that is not an object"),
+                ZohoUnavailableError("Zoho's token endpoint returned JSON that is not an object"),
                 RetryAction.RETRY,
             )
 

@@ -159,8 +159,8 @@ class ZohoClient:
     ) -> list[RecordResult]:
         """Insert up to 100 records; return one result per record, in order.
 
-        NOTE: a plain insert is not idempotent, so it is retried only when the connection was
-        refused; after a timeout or reset Zoho may have created the record already.
+        NOTE: a plain insert is not idempotent, so it is retried only after 429 or a refused
+        connection. After a timeout, a reset or a 5xx, Zoho may have created the record already.
         """
         body = self._write_body(records)
         return self._write("insert", "POST", module, module, body, idempotent=False,
@@ -199,7 +199,7 @@ class ZohoClient:
     # Readiness and lifecycle
 
     def check_ready(self) -> dict[str, Any]:
-        """Report whether an access token is obtainable and the records API answers.
+        """Report whether an access token is obtainable and the records API responds.
 
         The API probe (one search, one API credit) is reused for five minutes; the token check
         runs on every call but refreshes only when the cached token is about to expire.
@@ -274,7 +274,7 @@ class ZohoClient:
             idempotent=idempotent, deadline=deadline, per_record=True,
         )
         if response is None:
-            raise ZohoRequestError(f"Zoho CRM {operation} on {module} answered HTTP 204")
+            raise ZohoRequestError(f"Zoho CRM {operation} on {module} returned HTTP 204")
         elements = _data_list(response, operation, module)
         if len(elements) != count:
             raise ZohoRequestError(
@@ -353,7 +353,7 @@ class ZohoClient:
             rule = classify(None, None, Transport.INVALID_RESPONSE)
             raise AttemptError(
                 rule.error(
-                    f"Zoho CRM {operation} on {module} answered HTTP {response.status_code} "
+                    f"Zoho CRM {operation} on {module} returned HTTP {response.status_code} "
                     f"with a body that is not JSON: {rule.hint}"
                 ),
                 rule.action,

@@ -1,4 +1,4 @@
-"""What the client does with each Zoho answer: one literal table, walked row by row in tests.
+"""Actions for each Zoho response or transport failure: one literal table, tested row by row.
 
 A row matches an HTTP status and a Zoho error `code` (or a transport failure where no status
 arrived). `code=None` matches every code of that status; `status=None` with a `transport` name
@@ -21,7 +21,7 @@ from engine.errors import (
 
 
 class RetryAction(StrEnum):
-    """What the client does after a failed attempt."""
+    """Next step of the client after a failed attempt."""
 
     RETRY = "retry"
     """Zoho certainly did not act on the request, so any operation may be sent again."""
@@ -54,7 +54,7 @@ class OutcomeRule:
     action: RetryAction
     error: type[ZohoError]
     hint: str
-    """What an operator should do, appended to the error message."""
+    """Advice for the operator, appended to the error message."""
 
     transport: Transport | None = None
 
@@ -131,7 +131,7 @@ OUTCOMES: tuple[OutcomeRule, ...] = (
 
 # Statuses that no row names: 5xx behaves like 500, any other 4xx like a request problem.
 FALLBACK_SERVER_ERROR = OutcomeRule(
-    500, None, RETRY_IF_IDEMPOTENT, ZohoUnavailableError, "Zoho answered a server error"
+    500, None, RETRY_IF_IDEMPOTENT, ZohoUnavailableError, "Zoho returned a server error"
 )
 FALLBACK_CLIENT_ERROR = OutcomeRule(
     400, None, FAIL, ZohoRequestError, "Zoho rejected the request"

@@ -63,7 +63,7 @@ def call_with_retries(
     """Run `attempt` until it succeeds, fails for good, or the next wait would pass `deadline`.
 
     `deadline` is a `time.monotonic()` value. A transient error that is given up on is raised
-    with `retry_after` set (at least one second), so the service can answer NSPS with
+    with `retry_after` set (at least one second), so the service can respond to NSPS with
     `Retry-After`. Errors that are not transient are raised at once.
     """
     retry_number = 0

@@ -92,13 +92,13 @@ def test_tokens_expire_and_revoke_over_http(emulator: EmulatorServer) -> None:
 
     control(emulator, "POST", "tokens/expire")
     control(emulator, "POST", "tokens/revoke")
-    refused = requests.get(f"{emulator.url}/crm/v8/Contacts/1",
+    rejected = requests.get(f"{emulator.url}/crm/v8/Contacts/1",
                            headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=10)
     refresh = requests.post(f"{emulator.url}/oauth/v2/token", data={
         "grant_type": "refresh_token", "client_id": "sandbox-client",
         "client_secret": "sandbox-secret", "refresh_token": "sandbox-refresh-token"}, timeout=10)
 
-    assert refused.json()["code"] == "INVALID_TOKEN"
+    assert rejected.json()["code"] == "INVALID_TOKEN"
     assert refresh.json() == {"error": "invalid_code"}
 
 

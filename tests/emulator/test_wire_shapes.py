@@ -411,7 +411,7 @@ def test_token_log_has_no_secrets(emulator: EmulatorServer) -> None:
 # Concurrency limit
 
 
-def test_concurrency_limit_answers_429(emulator: EmulatorServer) -> None:
+def test_concurrency_limit_returns_429(emulator: EmulatorServer) -> None:
     # Each request stays in flight for 3 s, so the three started together overlap.
     emulator.update_settings(concurrency_limit=1, latency_seconds=3.0)
     token = emulator.issue_access_token()

@@ -217,11 +217,11 @@ def test_no_secret_in_logs(
 def test_settings_repr_hides_secrets(emulator: EmulatorServer) -> None:
     settings = make_settings(emulator)
 
-    shown = repr(settings)
+    text = repr(settings)
 
-    assert "sandbox-secret" not in shown
-    assert "sandbox-refresh-token" not in shown
-    assert "sandbox-client" not in shown
+    assert "sandbox-secret" not in text
+    assert "sandbox-refresh-token" not in text
+    assert "sandbox-client" not in text
 
 
 @pytest.mark.parametrize(

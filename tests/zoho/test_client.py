@@ -45,13 +45,13 @@ def test_escape_criteria_value(value: object, escaped: str) -> None:
 def test_search_exact_hostile_values(
     value: str, emulator: EmulatorServer, client: ZohoClient
 ) -> None:
-    wanted = client.insert("Contacts", [{"Last_Name": "Wanted", "I_PB": value}])[0]
+    expected = client.insert("Contacts", [{"Last_Name": "Wanted", "I_PB": value}])[0]
     # Zoho's `equals` matches words, so the search also returns this record.
     client.insert("Contacts", [{"Last_Name": "Decoy", "I_PB": f"{value} extra"}])
 
     found = client.search_exact("Contacts", "I_PB", value)
 
-    assert [record["id"] for record in found] == [wanted.id]
+    assert [record["id"] for record in found] == [expected.id]
     sent = emulator.request_log("search")[-1]["query"]["criteria"]
     assert sent == equals_criteria("I_PB", value)
 
@@ -86,11 +86,11 @@ def test_search_pages_through_word_matches(
         decoys = [{"Last_Name": "Decoy", "I_PB": f"key extra{batch}-{index}"}
                   for index in range(100)]
         client.insert("Contacts", decoys)
-    wanted = client.insert("Contacts", [{"Last_Name": "Wanted", "I_PB": "key"}])[0]
+    expected = client.insert("Contacts", [{"Last_Name": "Wanted", "I_PB": "key"}])[0]
 
     found = client.search_exact("Contacts", "I_PB", "key")
 
-    assert [record["id"] for record in found] == [wanted.id]
+    assert [record["id"] for record in found] == [expected.id]
     assert [entry["query"]["page"] for entry in emulator.request_log("search")] == ["1", "2"]
 
 
@@ -215,7 +215,7 @@ def test_more_than_100_records_rejected(client: ZohoClient) -> None:
 def test_concurrency_capped_by_client(
     emulator: EmulatorServer, client_factory: Callable[..., ZohoClient]
 ) -> None:
-    # The emulator answers 429 above 3 requests in flight; a client capped at 3 never sees it.
+    # The emulator responds 429 above 3 requests in flight, so a client capped at 3 never gets it.
     emulator.update_settings(concurrency_limit=3, latency_seconds=0.1)
     client = client_factory(max_concurrency=3, max_retries=0)
     client.get("Contacts", "5725767000000411001")
