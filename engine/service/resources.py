@@ -60,6 +60,9 @@ class HealthResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self._body
 
+    # Load balancers often probe with HEAD; Falcon drops the body of a HEAD response.
+    on_head = on_get
+
 
 class ReadinessResource:
     """`GET /ready`: 200 when Zoho CRM is reachable and an access token is available, else 503.

@@ -44,6 +44,13 @@ def test_health_needs_no_token(client: falcon.testing.TestClient) -> None:
     assert result.json == {"status": "ok", "name": "zoho-crm-connector", "version": "0.1.0"}
 
 
+def test_health_accepts_head(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_head("/health")
+
+    assert result.status_code == 200
+    assert result.text == ""
+
+
 def test_valid_event_returns_processor_answer(
     client: falcon.testing.TestClient, processor: RecordingProcessor
 ) -> None:
