@@ -14,7 +14,7 @@ from engine.service.server import ServiceServer
 
 
 class SlowApp:
-    """A WSGI app that holds each request until `release` is set."""
+    """A WSGI app that blocks each request until `release` is set."""
 
     def __init__(self) -> None:
         self.started = threading.Event()
