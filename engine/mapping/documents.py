@@ -117,9 +117,7 @@ def _to_value(
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                key = str(key)
+            key = _key(loader, key_node)
             child = (*path, key)
             if key in result:
                 line, column = _mark(key_node)
@@ -143,6 +141,18 @@ def _to_value(
         ]
 
     return loader.construct_object(node, deep=True)
+
+
+def _key(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    """Return a mapping key as the text written in the file.
+
+    Every key of the mapping language is a name, so `on`, `yes` or `N` (booleans in YAML 1.1)
+    and `404` stay the strings they look like; a value map such as `{Y: true}` then matches the
+    event value "Y".
+    """
+    if isinstance(node, yaml.ScalarNode):
+        return str(node.value)
+    return str(loader.construct_object(node, deep=True))
 
 
 def _mark(node: yaml.Node) -> Position:

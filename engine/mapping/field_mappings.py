@@ -122,6 +122,9 @@ class FieldMappingCompiler(CompilerBase):
             constants.append((entry.at("default"), entry.data["default"]))
         if "value" in entry.data and entry.data["value"] is not None:
             constants.append((entry.at("value"), entry.data["value"]))
+        fallback = entry.data.get("default_on_create")
+        if isinstance(fallback, dict) and fallback.get("value") is not None:
+            constants.append((entry.at("default_on_create", "value"), fallback["value"]))
         for target, value in (entry.data.get("value_map") or {}).items():
             constants.append((entry.at("value_map", target), value))
             if (

@@ -102,8 +102,9 @@ def _evaluate_field(
         return _empty_field(compiled, path or _source_path(compiled.source, bound), problems)
 
     if compiled.value_map is not None and isinstance(value, str | int | float | bool):
-        if str(value) in compiled.value_map:
-            value = compiled.value_map[str(value)]
+        key = _value_map_key(value)
+        if key in compiled.value_map:
+            value = compiled.value_map[key]
         else:
             unmapped.record(mapping_name, name, value)
         if is_empty(value):
@@ -121,6 +122,13 @@ def _evaluate_field(
     if converted is None:
         return None
     return FieldValue(field=name, value=converted, source=path, on_create_only=on_create_only)
+
+
+def _value_map_key(value: str | int | float | bool) -> str:
+    """Return the value as value map keys are written: JSON's true/false, numbers as digits."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _empty_field(

@@ -199,6 +199,31 @@ def test_published_example_contact_step() -> None:
             [KEY],
             id="key field added for upsert when the mapping does not write it",
         ),
+        pytest.param(
+            "      - field: Blocked_PB\n"
+            "        source: service_features.0.effective_flag_value\n"
+            "        value_map: {Y: true, N: false}",
+            {"service_features": [{"name": "netaccess_policy", "effective_flag_value": "N"}]},
+            [
+                FieldValue(
+                    "Blocked_PB",
+                    False,
+                    ("pb_data", "account_info", "service_features", 0, "effective_flag_value"),
+                ),
+                KEY,
+            ],
+            id="value map keys Y and N stay strings",
+        ),
+        pytest.param(
+            "      - {field: Account_Status_PB, source: blocked, "
+            "value_map: {true: Blocked, false: Active}}",
+            {"blocked": True},
+            [
+                FieldValue("Account_Status_PB", "Blocked", ("pb_data", "account_info", "blocked")),
+                KEY,
+            ],
+            id="boolean event value through a value map",
+        ),
     ],
 )
 def test_field_values(
