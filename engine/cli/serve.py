@@ -10,7 +10,9 @@ import argparse
 import dataclasses
 import logging
 import shlex
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -22,7 +24,8 @@ EXIT_OK = 0
 EXIT_INVALID_MAPPINGS = 1
 EXIT_INVALID_CONFIG = 2
 
-SAMPLE_EVENT = Path("docs/examples/sim-updated.json")
+# The sample event the sandbox banner posts; it ships in the repository, next to `engine/`.
+SAMPLE_EVENT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "sim-updated.json"
 
 logger = logging.getLogger("engine.cli.serve")
 
@@ -73,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("configuration: %s", warning)
 
     emulator = None
+    sandbox_dir = None
     if settings.sandbox:
-        emulator, settings = _start_emulator(settings)
+        sandbox_dir = Path(tempfile.mkdtemp(prefix="zoho-connector-sandbox-"))
+        emulator, settings = _start_emulator(settings, sandbox_dir)
 
     try:
         try:
@@ -116,12 +121,19 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if emulator is not None:
             emulator.stop()
+        if sandbox_dir is not None:
+            shutil.rmtree(sandbox_dir, ignore_errors=True)
     logger.info("service stopped")
     return EXIT_OK
 
 
-def _start_emulator(settings: Settings) -> tuple[EmulatorServer, Settings]:
-    """Start the emulator and return it with settings that point the Zoho client at it."""
+def _start_emulator(settings: Settings, state_dir: Path) -> tuple[EmulatorServer, Settings]:
+    """Start the emulator and return it with settings that point the Zoho client at it.
+
+    The emulator keeps records in memory, so the journal, the record locks and the token cache
+    of this run go to `state_dir`. A journal kept from an earlier run would answer the sample
+    event as a duplicate and point at record ids the new emulator does not have.
+    """
     from engine.emulator import EmulatorServer
 
     emulator = EmulatorServer()
@@ -133,10 +145,11 @@ def _start_emulator(settings: Settings) -> tuple[EmulatorServer, Settings]:
         zoho_client_id=emulator.state.client_id,
         zoho_client_secret=emulator.state.client_secret,
         zoho_refresh_token=emulator.state.refresh_token,
-        # Emulator tokens mean nothing to a real org, so they never share its token file.
-        zoho_token_file=settings.zoho_token_file.with_name("zoho-token.sandbox.json"),
+        zoho_token_file=state_dir / "zoho-token.json",
+        journal_path=state_dir / "journal.sqlite3",
+        lock_dir=state_dir / "locks",
     )
-    logger.info("Zoho CRM emulator started", extra={"url": emulator.url})
+    logger.info("sandbox state is temporary", extra={"directory": str(state_dir)})
     return emulator, sandboxed
 
 
@@ -156,7 +169,7 @@ def print_sandbox_help(
             shlex.quote(f"Authorization: Bearer {settings.api_token}"),
             "-H 'Content-Type: application/json'",
             "--data",
-            shlex.quote(f"@{SAMPLE_EVENT}"),
+            shlex.quote(f"@{_shown_path(SAMPLE_EVENT)}"),
         ]
     )
     lines = [
@@ -166,7 +179,7 @@ def print_sandbox_help(
         f"  emulator:  {emulator_url}",
         f"  {token_line}: {settings.api_token}",
         "",
-        "Send the sample SIM/Updated event (from the repository root):",
+        "Send the sample SIM/Updated event:",
         f"  {curl}",
         "",
         "Look at the records it created in the emulated CRM:",
@@ -178,3 +191,11 @@ def print_sandbox_help(
     ]
     out.write("\n".join(lines))
     out.flush()
+
+
+def _shown_path(path: Path) -> Path:
+    """Return `path` relative to the working directory when it is inside it, else absolute."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
