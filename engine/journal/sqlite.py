@@ -2,8 +2,8 @@
 
 The file is opened in WAL mode so that readers never wait for the writer, with a busy timeout so
 that writers from other threads and processes wait their turn instead of failing. Each thread
-uses its own connection. Every change is one `BEGIN IMMEDIATE` transaction, so a process killed
-at any point leaves either the whole change or none of it.
+uses its own connection, closed when the thread ends. Every change is one `BEGIN IMMEDIATE`
+transaction, so a process killed at any point leaves either the whole change or none of it.
 
 The file holds event bodies, which contain personal data (names, e-mail addresses, phone
 numbers), so it is created with mode 0600 in a directory created with mode 0700. SQLite creates
@@ -17,6 +17,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -77,6 +78,17 @@ EVENT_COLUMNS = (
 )
 
 
+class _ThreadConnection:
+    """One thread's connection. It is closed when the thread ends and its holder is collected."""
+
+    __slots__ = ("__weakref__", "connection", "pid")
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+        self.pid = os.getpid()
+        weakref.finalize(self, connection.close)
+
+
 class JournalSchemaError(RuntimeError):
     """The journal file was written by a newer version of the connector."""
 
@@ -101,7 +113,7 @@ class SqliteJournal(Journal):
         self._busy_timeout_seconds = busy_timeout_seconds
         self._synchronous = synchronous
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._connections_lock = threading.Lock()
 
         self._create_file()
@@ -120,10 +132,10 @@ class SqliteJournal(Journal):
             logger.warning("journal file permissions set to 0600", extra={"path": str(self.path)})
 
     def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        current: _ThreadConnection | None = getattr(self._local, "current", None)
         # A connection must not cross a fork: the child opens its own.
-        if connection is not None and self._local.pid == os.getpid():
-            return connection
+        if current is not None and current.pid == os.getpid():
+            return current.connection
 
         connection = sqlite3.connect(
             self.path,
@@ -134,10 +146,10 @@ class SqliteJournal(Journal):
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={self._synchronous}")
         connection.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_seconds * 1000)}")
-        self._local.connection = connection
-        self._local.pid = os.getpid()
+        current = _ThreadConnection(connection)
+        self._local.current = current
         with self._connections_lock:
-            self._connections.append(connection)
+            self._connections.add(current)
         return connection
 
     @contextmanager
@@ -163,11 +175,18 @@ class SqliteJournal(Journal):
                 connection.execute(statement)
         connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
+    @property
+    def connection_count(self) -> int:
+        """Number of open connections, one per live thread that used the journal."""
+        with self._connections_lock:
+            return len(self._connections)
+
     def close(self) -> None:
         with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            connection.close()
+            connections = list(self._connections)
+            self._connections = weakref.WeakSet()
+        for current in connections:
+            current.connection.close()
         self._local = threading.local()
 
     # Events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import stat
 import subprocess
@@ -349,3 +350,17 @@ def test_concurrent_processes(tmp_path: Path) -> None:
     assert journal.get("shared").attempts == 200  # type: ignore[union-attr]
     assert len(journal.list_events()) == 201
     journal.close()
+
+
+
+def test_thread_connections_closed_on_exit(journal: SqliteJournal) -> None:
+    journal.get("e1")
+
+    threads = [threading.Thread(target=journal.get, args=("e1",)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gc.collect()
+
+    assert journal.connection_count == 1
