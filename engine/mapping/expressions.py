@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import ChainableUndefined, nodes
-from jinja2.exceptions import TemplateSyntaxError
+from jinja2.exceptions import TemplateError, TemplateSyntaxError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -20,6 +20,21 @@ from engine.planning.plan import EventPath
 
 ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
 CONTEXT_NAMES = ("input", "event")
+
+# What evaluating a compiled expression on event data can raise: the sandbox's security and
+# undefined errors, and Python's own errors of the operations an expression may use.
+EVALUATION_ERRORS = (
+    TemplateError,
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    ValueError,
+    AttributeError,
+)
+
+
+class ExpressionEvaluationError(ValueError):
+    """An expression failed on this event's data; the message names the expression."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +45,18 @@ class Expression:
     compiled: Any
 
     def evaluate(self, input_value: Any, event: dict[str, Any]) -> Any:
-        """Return the expression's value; undefined becomes `MISSING`."""
+        """Return the expression's value; undefined becomes `MISSING`.
+
+        Raises ExpressionEvaluationError when the expression fails on this data, for example
+        when it adds a number to a string.
+        """
         bound = None if input_value is MISSING else input_value
-        result = self.compiled(input=bound, event=event)
+        try:
+            result = self.compiled(input=bound, event=event)
+        except EVALUATION_ERRORS as error:
+            raise ExpressionEvaluationError(
+                f"expression {self.text!r} failed: {type(error).__name__}"
+            ) from error
         return MISSING if isinstance(result, Undefined) else result
 
 
@@ -48,8 +72,12 @@ def referenced_paths(text: str) -> list[tuple[str, EventPath]]:
     cut where they stop being plain attribute or item access. Raises TemplateSyntaxError.
     """
     tree = ENVIRONMENT.parse("{{ " + text + " }}")
+    callees = {id(call.node) for call in tree.find_all(nodes.Call)}
     chains: list[tuple[str, EventPath]] = []
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if id(node) in callees:
+            # `input.firstname.upper()` reads input.firstname; `upper` is a method, not a path.
+            continue
         chain = _chain(node)
         if chain is not None and chain not in chains:
             chains.append(chain)
@@ -76,4 +104,10 @@ def _is_prefix(short: tuple[str, EventPath], long: tuple[str, EventPath]) -> boo
     return short[0] == long[0] and long[1][: len(short[1])] == short[1]
 
 
-__all__ = ["Expression", "TemplateSyntaxError", "compile_expression", "referenced_paths"]
+__all__ = [
+    "Expression",
+    "ExpressionEvaluationError",
+    "TemplateSyntaxError",
+    "compile_expression",
+    "referenced_paths",
+]

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.errors import ErrorDetail
 from engine.events.paths import is_empty, read_path
+from engine.mapping.expressions import ExpressionEvaluationError
 from engine.mapping.model import (
     CompiledField,
     CompiledFieldMapping,
@@ -63,10 +64,22 @@ def evaluate_mapping(
     """Return the field values the mapping writes for this input; problems are appended."""
     values = []
     for compiled in mapping.fields:
-        value = _evaluate_field(mapping.name, compiled, bound, unmapped, problems)
+        try:
+            value = _evaluate_field(mapping.name, compiled, bound, unmapped, problems)
+        except ExpressionEvaluationError as error:
+            problems.append(expression_problem(error, bound.path, compiled.field.name))
+            continue
         if value is not None:
             values.append(value)
     return values
+
+
+def expression_problem(
+    error: ExpressionEvaluationError, loc: EventPath, field_name: str | None = None
+) -> ErrorDetail:
+    """Return the detail for an expression that failed on the event's data."""
+    about = f" for Zoho field {field_name}" if field_name else ""
+    return ErrorDetail(loc=loc, msg=f"{error}{about}", type="value_error.expression")
 
 
 def read_source(source: ValueSource, bound: BoundInput) -> tuple[Any, EventPath | None]:

@@ -11,10 +11,17 @@ from engine.errors import ErrorDetail, EventValidationError, NoActionPlanError
 from engine.events.paths import format_path, is_empty, read_path
 from engine.events.times import read_event_time
 from engine.events.validator import EventValidator
+from engine.mapping.expressions import ExpressionEvaluationError
 from engine.mapping.loader import load_mappings
 from engine.mapping.model import CompiledMappings, CompiledStep, WhenInputAbsent
 from engine.mapping.types import ValueConversionError, convert_value
-from engine.planning.fields import BoundInput, UnmappedValueLog, evaluate_mapping, read_source
+from engine.planning.fields import (
+    BoundInput,
+    UnmappedValueLog,
+    evaluate_mapping,
+    expression_problem,
+    read_source,
+)
 from engine.planning.plan import (
     FieldValue,
     LookupLink,
@@ -93,11 +100,15 @@ class Planner:
         input_value = read_path(event, compiled.input)
         bound = BoundInput(event, compiled.input, input_value)
 
-        skip_reason = self._skip_reason(compiled, bound, problems)
+        try:
+            skip_reason = self._skip_reason(compiled, bound, problems)
+            match = None if skip_reason else self._match(compiled, bound, problems)
+        except ExpressionEvaluationError as error:
+            problems.append(expression_problem(error, compiled.input))
+            skip_reason = "an expression failed"
         if skip_reason is not None:
             return self._skipped_step(compiled, skip_reason)
 
-        match = self._match(compiled, bound, problems)
         fields: list[FieldValue] = []
         if compiled.mapping is not None:
             fields = evaluate_mapping(compiled.mapping, bound, self._unmapped, problems)

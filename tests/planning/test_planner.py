@@ -182,6 +182,12 @@ def test_published_example_contact_step() -> None:
             id="expression with a filter",
         ),
         pytest.param(
+            "      - {field: First_Name, expression: input.firstname.title()}",
+            {"firstname": "olena"},
+            [FieldValue("First_Name", "Olena", None), KEY],
+            id="expression with a method call",
+        ),
+        pytest.param(
             "      - {field: Product_Name_PB, source: $.handler_id}",
             {},
             [KEY],
@@ -288,6 +294,42 @@ def test_field_value_rejected(
 
     with pytest.raises(EventValidationError) as caught:
         planner.plan(event)
+
+    assert list(caught.value.details) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("fields_yaml", "step_yaml", "expected"),
+    [
+        pytest.param(
+            "      - {field: First_Name, expression: input.firstname + 1}",
+            "",
+            ErrorDetail(
+                ("pb_data", "account_info"),
+                "expression 'input.firstname + 1' failed: TypeError for Zoho field First_Name",
+                "value_error.expression",
+            ),
+            id="field expression adding a number to text",
+        ),
+        pytest.param(
+            "      - {field: I_PB, source: id}",
+            "        condition: input.assigned_addons.append(1)",
+            ErrorDetail(
+                ("pb_data", "account_info"),
+                "expression 'input.assigned_addons.append(1)' failed: SecurityError",
+                "value_error.expression",
+            ),
+            id="step condition blocked by the sandbox",
+        ),
+    ],
+)
+def test_failing_expression_rejects_event(
+    tmp_path: Path, fields_yaml: str, step_yaml: str, expected: ErrorDetail
+) -> None:
+    planner = make_planner(tmp_path, contact_plan(fields_yaml, step_yaml))
+
+    with pytest.raises(EventValidationError) as caught:
+        planner.plan(account_event(firstname="Olena", assigned_addons=[{"name": "UHD"}]))
 
     assert list(caught.value.details) == [expected]
 
