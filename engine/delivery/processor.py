@@ -173,9 +173,10 @@ class EventProcessor:
             return self._stale_response(plan)
 
         completed = dict(entry.completed_steps)
-        for step in plan.steps:
-            if step.id in stale_ids and step.id not in completed:
-                completed[step.id] = self._stale_result(step)
+        skipped_as_stale = [step for step in plan.steps
+                            if step.id in stale_ids and step.id not in completed]
+        for step in skipped_as_stale:
+            completed[step.id] = self._stale_result(step)
 
         recorded: set[str] = set()
 
@@ -212,10 +213,9 @@ class EventProcessor:
         self.journal.finish(plan.event_id, EventOutcome.PROCESSED, steps)
 
         zoho_calls = sum(step.zoho_calls for step in steps if step.step_id not in completed)
-        stale_count = len(stale_ids)
         message = "event processed"
-        if stale_count:
-            message = f"event processed, {stale_count} stale step(s) skipped"
+        if skipped_as_stale:
+            message = f"event processed, {len(skipped_as_stale)} stale step(s) skipped"
         return _result(plan.event_id, plan.event_type, "processed", message, steps, zoho_calls)
 
     def _record_step(self, plan: Plan, result: StepResult) -> None:
