@@ -1,8 +1,8 @@
 """Jinja2 expressions of the mapping language, compiled once in the immutable sandbox.
 
-An expression sees two names: `input` (the object the step binds) and `event` (the whole event).
-Missing attributes are chainable undefined values, so `input.a.b` on an event without `a` is
-empty instead of an error.
+An expression can read two names: `input` (the object the step binds) and `event` (the whole
+event). Missing attributes are chainable undefined values, so `input.a.b` on an event without `a`
+is empty instead of an error.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from engine.planning.plan import EventPath
 ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
 CONTEXT_NAMES = ("input", "event")
 
-# What evaluating a compiled expression on event data can raise: the sandbox's security and
-# undefined errors, and Python's own errors of the operations an expression may use.
+# Exceptions that evaluating a compiled expression on event data can raise: the sandbox's security
+# and undefined errors, and Python's own errors of the operations an expression may use.
 EVALUATION_ERRORS = (
     TemplateError,
     ArithmeticError,

@@ -34,7 +34,7 @@ from engine.planning.plan import (
 
 
 class Planner:
-    """Validates events and turns them into plans, using one compiled mappings directory."""
+    """Validator and planner of events for one compiled mappings directory."""
 
     def __init__(self, mappings: CompiledMappings, validator: EventValidator) -> None:
         self.mappings = mappings
