@@ -1,7 +1,7 @@
 """`zoho-connector serve`: serve the NSPS webhook on waitress until SIGTERM or SIGINT.
 
 Exit status: 0 after a graceful shutdown, 1 when the mapping or schema files are invalid,
-2 when the configuration is invalid.
+2 when the configuration is invalid, 3 when the address to listen on is taken or invalid.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_INVALID_MAPPINGS = 1
 EXIT_INVALID_CONFIG = 2
+EXIT_LISTEN_FAILED = 3
 
 # The sample event the sandbox banner posts; it ships in the repository, next to `engine/`.
 SAMPLE_EVENT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "sim-updated.json"
@@ -69,9 +70,17 @@ def run(args: argparse.Namespace) -> int:
         port=settings.port if args.port is None else args.port,
     )
 
-    configure_logging(
-        level=settings.log_level, log_dir=settings.log_dir, json_console=settings.production
-    )
+    try:
+        configure_logging(
+            level=settings.log_level, log_dir=settings.log_dir, json_console=settings.production
+        )
+    except OSError as error:
+        print(
+            f"zoho-connector: cannot write logs to LOG_DIR={str(settings.log_dir)!r}: "
+            f"{error.strerror}; set LOG_DIR to a writable directory",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID_CONFIG
     for warning in settings.warnings:
         logger.warning("configuration: %s", warning)
 
@@ -95,14 +104,23 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_INVALID_MAPPINGS
 
         try:
-            server = ServiceServer(
-                service.app,
-                host=settings.host,
-                port=settings.port,
-                threads=settings.server_threads,
-                max_request_body_size=settings.max_body_bytes * 4,
-                drain_timeout=settings.shutdown_timeout_seconds,
-            )
+            try:
+                server = ServiceServer(
+                    service.app,
+                    host=settings.host,
+                    port=settings.port,
+                    threads=settings.server_threads,
+                    max_request_body_size=settings.max_body_bytes * 4,
+                    drain_timeout=settings.shutdown_timeout_seconds,
+                )
+            except OSError as error:
+                logger.error(
+                    "cannot listen on %s:%s: %s; set HOST and PORT to a free address",
+                    settings.host,
+                    settings.port,
+                    error.strerror or error,
+                )
+                return EXIT_LISTEN_FAILED
             server.install_signal_handlers()
             logger.info(
                 "service started",

@@ -48,15 +48,16 @@ class RequestContextMiddleware:
         resp.set_header("X-B3-TraceId", ids.get("request_id", ""))
         resp.set_header("X-Request-Id", ids.get("unique_id", ""))
         started = getattr(req.context, "started", time.perf_counter())
+        status = _status_code(resp)
         logger.info(
             "%s %s %s",
             req.method,
             req.path,
-            resp.status,
+            status,
             extra={
                 "method": req.method,
                 "path": req.path,
-                "status": _status_code(resp),
+                "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 "remote_addr": req.remote_addr,
             },

@@ -8,6 +8,7 @@ import queue
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -275,3 +276,23 @@ def test_invalid_mappings_exit_1_with_findings(emulator: EmulatorServer, tmp_pat
     assert "action-plans.yaml" in finished.stderr
     assert "contcat" in finished.stderr
     assert "not serving, the mapping files have" in finished.stderr
+
+
+def test_port_in_use_exits_3(emulator: EmulatorServer, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = service_env(emulator, tmp_path, PORT=str(port))
+
+        finished = subprocess.run(
+            [sys.executable, str(ROOT / "server.py"), "--env-file", os.devnull],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert finished.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in finished.stderr
