@@ -380,3 +380,40 @@ def test_busy_record_answers_rate_limit(stack: Stack) -> None:
     assert entry is not None
     assert entry.outcome is EventOutcome.RECEIVED
     assert retried.outcome == "processed"
+
+
+@pytest.fixture
+def search_stack(emulator: EmulatorServer, tmp_path: Path):
+    """A stack whose mappings find records by search, as for an org without unique fields."""
+    mappings = tmp_path / "mappings"
+    shutil.copytree(REPO / "mappings", mappings)
+    modules = mappings / "modules.yaml"
+    text = modules.read_text().replace("strategy: upsert", "strategy: search")
+    modules.write_text(text.replace("    duplicate_check_fields: [I_PB]\n", "").replace(
+        "    duplicate_check_fields: [I_SIM_Card]\n", ""))
+    built = build_stack(emulator, tmp_path, mappings_dir=mappings)
+    yield built
+    built.journal.close()
+    built.client.close()
+
+
+@pytest.mark.slow
+def test_search_strategy_uses_known_ids(search_stack: Stack) -> None:
+    search_stack.emulator.update_settings(search_lag_seconds=60.0)
+    # One event time for all, so that none is stale and every event runs its steps.
+    events = [make_event(f"e-{number}", "SIM/Created") for number in range(5)]
+    outcomes: list[str] = []
+
+    def deliver(event: dict) -> None:
+        outcomes.append(search_stack.processor.process(event).outcome)
+
+    threads = [threading.Thread(target=deliver, args=(event,)) for event in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert outcomes == ["processed"] * 5
+    assert len(search_stack.records("Contacts")) == 1
+    assert len(search_stack.records("SIM_Cards")) == 1
+    assert len(search_stack.emulator.request_log("insert")) == 2
