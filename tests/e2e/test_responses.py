@@ -286,3 +286,39 @@ def test_metrics_after_an_event(stack: Stack) -> None:
 
     assert 'connector_events_total{event_type="SIM/Updated",outcome="processed"}' in text
     assert 'connector_zoho_calls_total{operation="upsert",status="200"}' in text
+
+
+def chunks_of(data: bytes, size: int = 65536) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_chunked_body_over_limit_is_413(stack: Stack) -> None:
+    event = load_example("sim-updated.json")
+    event["padding"] = "x" * (1024 * 1024)
+
+    # A generator body makes requests send Transfer-Encoding: chunked, without Content-Length.
+    response = requests.post(
+        f"{stack.url}/process-event",
+        data=chunks_of(json.dumps(event).encode()),
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+
+    assert response.status_code == 413
+    assert response.json()["type"] == "VALIDATION_ERROR"
+    assert_crm_untouched(stack)
+
+
+def test_chunked_body_within_limit_is_processed(stack: Stack) -> None:
+    body = json.dumps(load_example("sim-updated.json")).encode()
+
+    response = requests.post(
+        f"{stack.url}/process-event",
+        data=chunks_of(body, size=256),
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+
+    assert response.status_code == 202
+    assert len(stack.records("Contacts")) == 1
