@@ -36,7 +36,7 @@ def writes_record(step: Step) -> bool:
 
 
 def stale_step_ids(plan: Plan, applied: Mapping[RecordKey, AppliedTime]) -> set[str]:
-    """Return the ids of the plan's steps whose record holds data from a newer event.
+    """Return the ids of the plan's steps whose record contains data from a newer event.
 
     An event without a time is never stale. An event whose time equals the remembered time is
     not stale either, because two different events can share a time to the second.

@@ -8,7 +8,7 @@ processor:
 1. responds from the journal, with no Zoho call, when the event id already finished;
 2. plans the event (no network); an invalid event is journaled as failed and re-raised;
 3. locks every record the plan matches, in this process and across processes;
-4. skips the steps whose record already holds data from a newer event;
+4. skips the steps whose record already contains data from a newer event;
 5. runs the rest, journaling each completed step at once, so a retry after a failure or a crash
    resumes after the last completed step instead of repeating it;
 6. journals the outcome, or the error, which it re-raises so that NSPS retries.
