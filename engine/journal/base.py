@@ -34,14 +34,14 @@ class EventOutcome(StrEnum):
 
     PROCESSED = "processed"
     STALE = "stale"
-    """Every record the event writes already holds data from a newer event."""
+    """Every record the event writes already contains data from a newer event."""
 
     IGNORED = "ignored"
     FAILED = "failed"
 
     @property
     def finished(self) -> bool:
-        """Whether a new delivery of the event is answered from the journal without a Zoho call."""
+        """Return whether a new delivery gets a duplicate response, with no Zoho call."""
         return self in FINISHED_OUTCOMES
 
 
@@ -51,7 +51,7 @@ UNFINISHED_OUTCOMES = frozenset(set(EventOutcome) - FINISHED_OUTCOMES)
 
 @dataclass(frozen=True)
 class EventFacts:
-    """What the delivery layer knows about an event when it starts an attempt."""
+    """Facts about an event that the delivery layer stores when it starts an attempt."""
 
     event_id: str
     event_type: str | None
@@ -83,7 +83,7 @@ class JournalEntry:
     """Attempts that ran the event (planning it, or running its steps)."""
 
     duplicates: int
-    """Arrivals answered from the journal because the event had already finished."""
+    """Arrivals that got a duplicate response because the event had already finished."""
 
     outcome: EventOutcome
     steps: tuple[StepResult, ...] = ()
@@ -122,7 +122,7 @@ class Journal(ABC):
         """Begin an attempt at an event, atomically.
 
         When the event already finished, the entry is returned unchanged with `False`, and the
-        caller answers the arrival as a duplicate. Otherwise the attempt count goes up by one, the
+        caller sends a duplicate response. Otherwise the attempt count goes up by one, the
         outcome becomes `in_progress`, the facts and body are stored, the step results of earlier
         attempts are kept, and the entry is returned with `True`.
         """
