@@ -11,6 +11,7 @@ import pytest
 
 from engine.emulator import EmulatorServer
 from engine.errors import ZohoRateLimitError, ZohoRequestError
+from engine.metrics import REGISTRY
 from engine.zoho import ZohoClient
 from engine.zoho.criteria import equals_criteria, escape_criteria_value, values_equal
 
@@ -305,3 +306,26 @@ def test_check_ready_with_bad_credentials(client_factory: Callable[..., ZohoClie
 )
 def test_values_equal(found: Any, expected: Any, equal: bool) -> None:
     assert values_equal(found, expected) is equal
+
+
+def metric_value(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_calls_and_retries_counted(emulator: EmulatorServer, client: ZohoClient) -> None:
+    calls_before = metric_value("connector_zoho_calls_total",
+                                {"operation": "get", "status": "204"})
+    limited_before = metric_value("connector_zoho_calls_total",
+                                  {"operation": "get", "status": "429"})
+    retries_before = metric_value("connector_zoho_retries_total", {"operation": "get"})
+    emulator.add_fault(operation="get", status=429, count=1,
+                       body={"code": "TOO_MANY_REQUESTS", "details": {}, "message": "slow down",
+                             "status": "error"})
+
+    client.get("Contacts", "5725767000000411001")
+
+    assert metric_value("connector_zoho_calls_total",
+                        {"operation": "get", "status": "204"}) == calls_before + 1
+    assert metric_value("connector_zoho_calls_total",
+                        {"operation": "get", "status": "429"}) == limited_before + 1
+    assert metric_value("connector_zoho_retries_total", {"operation": "get"}) == retries_before + 1
