@@ -242,13 +242,13 @@ def _zoho_urls(reader: _Reader) -> tuple[str, str]:
     known_accounts_url, known_api_domain = DATA_CENTERS[data_center]
     # A token minted in one data center is rejected by every other, so a URL that contradicts
     # ZOHO_CRM_DC is an error rather than a silent override.
-    for name, given, expected in (
+    for name, configured, expected in (
         ("ZOHO_CRM_ACCOUNTS_URL", accounts_url, known_accounts_url),
         ("ZOHO_CRM_API_DOMAIN", api_domain, known_api_domain),
     ):
-        if given and given != expected:
+        if configured and configured != expected:
             reader.problems.append(
-                f"{name}={given!r} contradicts ZOHO_CRM_DC={data_center!r}, which means "
+                f"{name}={configured!r} contradicts ZOHO_CRM_DC={data_center!r}, which means "
                 f"{expected!r}: unset one of the two"
             )
     return known_accounts_url, known_api_domain

@@ -142,9 +142,9 @@ def _require_json_content_type(req: falcon.Request) -> None:
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
         return
-    shown = media_type or "none"
+    media_type_text = media_type or "none"
     raise UnsupportedMediaTypeError(
-        f"Content-Type {shown!r} is not supported: send the event as application/json"
+        f"Content-Type {media_type_text!r} is not supported: send the event as application/json"
     )
 
 

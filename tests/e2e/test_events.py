@@ -88,7 +88,7 @@ def test_assign_event_on_fresh_crm(stack: Stack, example: str, sim_status: str) 
     assert sim["Status"] == sim_status
 
 
-def test_published_example_without_names_uses_id_as_last_name(stack: Stack) -> None:
+def test_nameless_account_gets_id_as_last_name(stack: Stack) -> None:
     response = stack.post(load_example("nsps-sim-updated-enriched.json"))
 
     assert response.status_code == 202
