@@ -146,6 +146,9 @@ class _StepExecution:
 
         A record id from the journal is confirmed with a GET (it may have been deleted or
         its key changed in Zoho); otherwise, or when it is stale, the search index decides.
+
+        NOTE: search lags writes by up to about a minute, so a record that another system
+        created moments ago can be reported absent (skipped, or created twice with `search`).
         """
         step = self.step
         field, value = match.field, match.value

@@ -291,8 +291,7 @@ class RecordsApi:
         except ValueError:
             return 400, error_body("INVALID_DATA", "invalid data", param_name="page")
 
-        found = [record for record in self.store.searchable(module.api_name)
-                 if matches(condition, record)]
+        found = self.store.searchable(module.api_name, lambda record: matches(condition, record))
         found.sort(key=lambda record: record["id"])
         start = (page - 1) * per_page
         selected = found[start:start + per_page]

@@ -84,14 +84,16 @@ class RecordStore:
             )
             self._save(module, stored)
 
-    def searchable(self, module: str) -> list[dict[str, Any]]:
-        """Return the versions of records the search index contains now."""
+    def searchable(
+        self, module: str, predicate: Callable[[dict[str, Any]], bool] = lambda _: True
+    ) -> list[dict[str, Any]]:
+        """Return the versions of records the search index contains now that match `predicate`."""
         now = self._clock()
         with self._lock:
             versions = []
             for visible_at, latest, older in self._index.get(module, {}).values():
                 version = latest if visible_at <= now else older
-                if version is not None:
+                if version is not None and predicate(version):
                     versions.append(copy.deepcopy(version))
             return versions
 

@@ -79,7 +79,9 @@ class ZohoClient:
     """Thread-safe client of one Zoho CRM org.
 
     Every method takes an optional `deadline` (a `time.monotonic()` value): transient failures
-    are retried until the next wait would pass it, then raised with `retry_after` set.
+    are retried until the next wait would pass it, then raised with `retry_after` set. The
+    deadline bounds the waits, not the attempts, so one attempt started just before it can last
+    up to `connect_timeout_seconds + timeout_seconds` longer.
     """
 
     def __init__(
@@ -277,9 +279,10 @@ class ZohoClient:
             raise ZohoRequestError(f"Zoho CRM {operation} on {module} returned HTTP 204")
         elements = _data_list(response, operation, module)
         if len(elements) != count:
+            code = _error_code(response)
             raise ZohoRequestError(
                 f"Zoho CRM {operation} on {module} returned {len(elements)} results "
-                f"for {count} records"
+                f"for {count} records" + (f", the first with code {code}" if code else "")
             )
         return [RecordResult.from_element(element) for element in elements]
 
