@@ -131,6 +131,10 @@ class Settings:
         credentials_missing = [name for name in _ZOHO_CREDENTIALS if not reader.text(name)]
         if not sandbox and len(credentials_missing) == len(_ZOHO_CREDENTIALS) and not production:
             sandbox = True
+            reader.warnings.append(
+                "no ZOHO_CRM_* credential is set, so Zoho calls go to the bundled emulator "
+                "(sandbox mode); set the three credentials to use a real Zoho CRM org"
+            )
         if not sandbox:
             for name in credentials_missing:
                 reader.problems.append(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ import requests
 
 from engine.config import Settings
 from engine.emulator import EmulatorServer
+from engine.service.logs import configure_logging
 from engine.service.server import ServiceServer
 from engine.service.wiring import Service, build_service
 
@@ -86,6 +89,21 @@ def make_settings(emulator: EmulatorServer, tmp_path: Path, **overrides: Any) ->
 def emulator() -> Iterator[EmulatorServer]:
     with EmulatorServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def debug_logging(tmp_path: Path) -> Iterator[Path]:
+    """Log at debug level to files, as the service does, so every log call of a test runs.
+
+    A log call with a bad `extra` raises only when its level is enabled, so running the
+    stack at the default WARNING level would hide it.
+    """
+    log_dir = tmp_path / "test-logs"
+    configure_logging(
+        level=logging.DEBUG, log_dir=log_dir, json_console=False, stream=io.StringIO()
+    )
+    yield log_dir
+    configure_logging(level=logging.WARNING, log_dir=None, json_console=False)
 
 
 @pytest.fixture

@@ -264,6 +264,16 @@ def test_no_credentials_outside_production_means_sandbox() -> None:
     assert settings.api_token_generated is True
     assert len(settings.api_token) >= 32
     assert settings.host == "127.0.0.1"
+    assert settings.warnings == (
+        "no ZOHO_CRM_* credential is set, so Zoho calls go to the bundled emulator "
+        "(sandbox mode); set the three credentials to use a real Zoho CRM org",
+    )
+
+
+def test_explicit_sandbox_has_no_warning() -> None:
+    settings = load({}, sandbox=True)
+
+    assert settings.warnings == ()
 
 
 def test_sandbox_keeps_given_api_token() -> None:
