@@ -185,7 +185,6 @@ class TokenManager:
             client_secret=settings.client_secret,
         )
         started = time.monotonic()
-        status: str
         try:
             response = self._session.post(
                 settings.token_url,
@@ -195,20 +194,20 @@ class TokenManager:
             )
         except requests.RequestException as exc:
             transport = transport_failure(exc)
-            status = str(transport)
+            ZOHO_CALLS.labels(operation="token", status=str(transport)).inc()
             rule = classify(None, None, transport)
+            # The API request itself was not sent yet, so even an insert may be retried.
             raise AttemptError(
                 ZohoUnavailableError(
                     f"Zoho's token endpoint at {settings.accounts_url} failed: {rule.hint}"
                 ),
-                rule.action,
+                RetryAction.RETRY,
             ) from exc
         finally:
             elapsed = time.monotonic() - started
             ZOHO_CALL_SECONDS.labels(operation="token").observe(elapsed)
 
-        status = str(response.status_code)
-        ZOHO_CALLS.labels(operation="token", status=status).inc()
+        ZOHO_CALLS.labels(operation="token", status=str(response.status_code)).inc()
         logger.debug(
             "Zoho token refresh",
             extra={"operation": "token", "status": response.status_code,

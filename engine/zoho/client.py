@@ -348,8 +348,9 @@ class ZohoClient:
             ) from exc
         self._record_call(operation, module, str(response.status_code), started)
 
+        retry_after = _retry_after(response.headers.get("Retry-After"))
         if response.status_code == 204 or not content.strip():
-            return response.status_code, None, None
+            return response.status_code, None, retry_after
         try:
             body = response.json()
         except ValueError as exc:
@@ -363,7 +364,7 @@ class ZohoClient:
             ) from exc
         if not isinstance(body, dict):
             body = {"data": body} if isinstance(body, list) else {}
-        return response.status_code, body, _retry_after(response.headers.get("Retry-After"))
+        return response.status_code, body, retry_after
 
     def _record_call(self, operation: str, module: str, status: str, started: float) -> None:
         elapsed = time.monotonic() - started

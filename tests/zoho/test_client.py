@@ -329,3 +329,14 @@ def test_calls_and_retries_counted(emulator: EmulatorServer, client: ZohoClient)
     assert metric_value("connector_zoho_calls_total",
                         {"operation": "get", "status": "429"}) == limited_before + 1
     assert metric_value("connector_zoho_retries_total", {"operation": "get"}) == retries_before + 1
+
+
+def test_retry_after_read_from_empty_429(
+    emulator: EmulatorServer, client: ZohoClient
+) -> None:
+    emulator.add_fault(operation="get", status=429, count=5, headers={"Retry-After": "45"})
+
+    with pytest.raises(ZohoRateLimitError) as raised:
+        client.get("Contacts", "5725767000000411001", deadline=time.monotonic() + 5)
+
+    assert raised.value.retry_after == 45.0
