@@ -144,8 +144,8 @@ class _StepExecution:
     def _locate(self, match: RecordMatch) -> str | None:
         """Return the id of the record matching the step's key, or `None` when there is none.
 
-        A record id from the journal is confirmed with a GET (it may have been deleted or
-        its key changed in Zoho); otherwise, or when it is stale, the search index decides.
+        A record id from the journal is confirmed with a GET, because the record may have been
+        deleted or its key changed in Zoho. Without a confirmed id, the search index decides.
 
         NOTE: search lags writes by up to about a minute, so a record that another system
         created moments ago can be reported absent (skipped, or created twice with `search`).

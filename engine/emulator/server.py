@@ -91,8 +91,8 @@ class EmulatorServer:
 
     def _serve(self) -> None:
         # waitress's own `run()` loops until every connection is closed, so an idle keep-alive
-        # connection of a client would delay `stop()`; this loop checks for stop between polls
-        # and then closes the listening socket and every connection itself.
+        # connection of a client would delay `stop()`. This loop checks for stop between polls,
+        # then closes the listening socket and every connection itself.
         server = self._server
         socket_map = server._map
         try:

@@ -1,9 +1,9 @@
 """OAuth 2.0 access tokens for Zoho CRM: refresh-token grant, shared cache, single flight.
 
 One refresh runs at a time: a thread lock serializes the threads of a process, and a file lock
-next to the token file serializes the processes that share it. Whoever gets the lock first
-re-reads the token file, so a token another process just fetched is reused instead of
-refreshed again. Zoho allows 10 access tokens per refresh token in 10 minutes and keeps at most
+next to the token file serializes the processes that share it. The holder of the lock re-reads
+the token file first, so a token another process just fetched is reused instead of refreshed
+again. Zoho allows 10 access tokens per refresh token in 10 minutes and keeps at most
 15 active, so refreshing per worker would soon lock the deployment out.
 """
 
@@ -71,7 +71,7 @@ def token_error(error_code: str, description: str | None) -> AttemptError:
     if error_code.lower().replace("_", " ") == "access denied":
         return AttemptError(
             ZohoRateLimitError(
-                "Zoho refused a new access token because too many were requested with this "
+                "Zoho rejected a new access token because too many were requested with this "
                 "refresh token (at most 10 in 10 minutes); retry later",
                 retry_after=THROTTLE_RETRY_AFTER_SECONDS,
             ),

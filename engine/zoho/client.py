@@ -203,8 +203,8 @@ class ZohoClient:
     def check_ready(self) -> dict[str, Any]:
         """Report whether an access token is obtainable and the records API responds.
 
-        The API probe (one search, one API credit) is reused for five minutes; the token check
-        runs on every call but refreshes only when the cached token is about to expire.
+        The API probe (one search, one API credit) is reused for five minutes. The token check
+        runs on every call, but it refreshes only when the cached token is about to expire.
         """
         report: dict[str, Any] = {"ready": False, "token": "failed", "api": "unchecked",
                                   "api_domain": self.api_domain}

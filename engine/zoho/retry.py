@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 
 class AttemptError(Exception):
-    """One failed attempt: the error to raise and what the outcome table says to do."""
+    """One failed attempt: the error to raise and the outcome table's action for it."""
 
     def __init__(self, error: ZohoError, action: RetryAction) -> None:
         super().__init__(error.message)
