@@ -50,6 +50,8 @@ class EventProcessing(Protocol):
 
 ReadinessCheck = Callable[[], dict[str, Any]]
 
+MAX_LOGGED_ID_LENGTH = 128
+
 
 class HealthResource:
     """`GET /health`: the process is up. Needs no token and makes no outside call."""
@@ -206,10 +208,15 @@ def _bind_event_ids(body: Any) -> None:
     event_id = body.get("event_id")
     data = body.get("data")
     event_type = data.get("event_type") if isinstance(data, dict) else None
-    context.bind(
-        event_id=event_id if isinstance(event_id, str) else None,
-        event_type=event_type if isinstance(event_type, str) else None,
-    )
+    context.bind(event_id=_log_value(event_id), event_type=_log_value(event_type))
+
+
+def _log_value(value: Any) -> str | None:
+    # Ids are copied into every log line of the request, so an invalid event cannot make
+    # those lines arbitrarily long.
+    if not isinstance(value, str):
+        return None
+    return value[:MAX_LOGGED_ID_LENGTH]
 
 
 def _count_failed_event(error: Exception, seconds: float) -> None:
@@ -218,7 +225,7 @@ def _count_failed_event(error: Exception, seconds: float) -> None:
     if isinstance(error, ConnectorError) and error.status < 429:
         event_type = "invalid"
     else:
-        event_type = context.current().get("event_type", "invalid")[:64]
+        event_type = context.current().get("event_type", "invalid")
     EVENTS.labels(event_type=event_type, outcome="failed").inc()
     EVENT_SECONDS.labels(event_type=event_type).observe(seconds)
 

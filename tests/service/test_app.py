@@ -488,3 +488,19 @@ def test_token_never_logged(
     text = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
     assert API_TOKEN not in text
     assert "wrong-token-value" not in text
+
+
+def test_long_event_id_is_cut_in_logs(
+    client: falcon.testing.TestClient,
+    processor: RecordingProcessor,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    processor.error = EventValidationError("event_id is not a UUID")
+    event = {**EVENT, "event_id": "x" * 10_000}
+
+    with caplog.at_level(logging.INFO):
+        post_event(client, event)
+
+    failed = [record for record in caplog.records if record.getMessage() == "event failed"]
+    assert len(failed) == 1
+    assert failed[0].event_id == "x" * 128  # type: ignore[attr-defined]
