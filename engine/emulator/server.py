@@ -74,6 +74,7 @@ class EmulatorServer:
     def start(self) -> EmulatorServer:
         if self._server is not None:
             return self
+        self._store.open()
         app = EmulatorApp(self.state).build()
         self._server = create_server(
             app, host=self._host, port=self._port, threads=self._threads,

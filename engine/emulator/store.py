@@ -34,8 +34,8 @@ class RecordStore:
         self._index: dict[str, dict[str, tuple[float, dict[str, Any], dict[str, Any] | None]]] = {}
         self._next_id = FIRST_RECORD_ID
         self._database: sqlite3.Connection | None = None
-        if state_file is not None:
-            self._open_database(state_file)
+        self._state_file = state_file
+        self.open()
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -104,6 +104,12 @@ class RecordStore:
             if self._database is not None:
                 self._database.execute("DELETE FROM records")
                 self._database.commit()
+
+    def open(self) -> None:
+        """Open the state file, if any and not open yet, and load its records."""
+        with self._lock:
+            if self._state_file is not None and self._database is None:
+                self._open_database(self._state_file)
 
     def close(self) -> None:
         with self._lock:

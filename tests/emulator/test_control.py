@@ -194,3 +194,19 @@ def test_command_line_serves_until_terminated() -> None:
     assert first_line.startswith("Zoho CRM emulator listening on http://127.0.0.1:")
     assert settings["search_lag_seconds"] == 2.0
     assert process.returncode == 0
+
+
+def test_restarted_server_keeps_saving(tmp_path: Path) -> None:
+    state_file = tmp_path / "emulator.sqlite"
+    server = EmulatorServer(state_file=state_file)
+    for name in ("Before restart", "After restart"):
+        server.start()
+        token = server.issue_access_token()
+        requests.post(f"{server.url}/crm/v8/Contacts", json={"data": [{"Last_Name": name}]},
+                      headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=10)
+        server.stop()
+
+    with EmulatorServer(state_file=state_file) as reopened:
+        names = sorted(record["Last_Name"] for record in reopened.records("Contacts"))
+
+    assert names == ["After restart", "Before restart"]
