@@ -125,6 +125,21 @@ class EmulatorServer:
     def token_url(self) -> str:
         return f"{self.url}/oauth/v2/token"
 
+    @property
+    def client_id(self) -> str:
+        """The OAuth client id the token endpoint accepts."""
+        return self.state.client_id
+
+    @property
+    def client_secret(self) -> str:
+        """The OAuth client secret the token endpoint accepts."""
+        return self.state.client_secret
+
+    @property
+    def refresh_token(self) -> str:
+        """The refresh token the token endpoint accepts."""
+        return self.state.refresh_token
+
     # Control, the same as the HTTP control API under /__emulator/
 
     def update_settings(self, **changes: Any) -> dict[str, Any]:

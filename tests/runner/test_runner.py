@@ -382,3 +382,22 @@ def test_ignored_plan_makes_no_calls(emulator: EmulatorServer, runner: Runner) -
 
     assert result.steps == []
     assert emulator.request_log() == []
+
+
+def test_search_duplicates_use_oldest(
+    emulator: EmulatorServer, client: ZohoClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without a unique key field, an org can hold two records with the same key.
+    step = Step(
+        id="contact", action=Action.UPDATE, module="Contacts", strategy=Strategy.SEARCH,
+        match=RecordMatch(field="Email", value="twin@example.com", source=("email",)),
+        fields=(FieldValue(field="First_Name", value="Ann", source=FIRST_NAME_PATH),),
+        when_absent=WhenAbsent.SKIP,
+    )
+    oldest = client.insert("Contacts", [{"Last_Name": "One", "Email": "twin@example.com"}])[0]
+    client.insert("Contacts", [{"Last_Name": "Two", "Email": "twin@example.com"}])
+
+    result = Runner(client).run(make_plan(step))
+
+    assert result.steps[0].record_id == oldest.id
+    assert "several records have the same key; using the oldest" in caplog.messages
