@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
 from oauthlib.oauth2 import WebApplicationClient
 
 from engine.errors import ZohoAuthError, ZohoRateLimitError, ZohoUnavailableError
@@ -134,8 +135,12 @@ class TokenManager:
         self._token: AccessToken | None = None
         self._api_domain = settings.api_domain.rstrip("/")
         self._oauth_client = WebApplicationClient(settings.client_id)
+        # Another process holds the lock for at most one token request.
+        lock_timeout = settings.connect_timeout_seconds + settings.timeout_seconds + 5
         self._file_lock = (
-            FileLock(str(settings.token_file) + ".lock") if settings.token_file else None
+            FileLock(str(settings.token_file) + ".lock", timeout=lock_timeout)
+            if settings.token_file
+            else None
         )
 
     @property
@@ -164,7 +169,17 @@ class TokenManager:
             self._token = self._refresh()
             return self._token
 
-        with self._file_lock:
+        try:
+            self._file_lock.acquire()
+        except FileLockTimeout as exc:
+            raise AttemptError(
+                ZohoUnavailableError(
+                    f"timed out waiting for the token file lock {self._file_lock.lock_file}; "
+                    "another process may be stuck refreshing the Zoho token"
+                ),
+                RetryAction.RETRY,
+            ) from exc
+        try:
             stored = self._read_token_file()
             if (
                 stored is not None
@@ -176,6 +191,8 @@ class TokenManager:
             self._token = self._refresh()
             self._write_token_file(self._token)
             return self._token
+        finally:
+            self._file_lock.release()
 
     def _refresh(self) -> AccessToken:
         settings = self._settings

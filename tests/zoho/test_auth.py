@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from engine.emulator import EmulatorServer
-from engine.errors import ZohoAuthError, ZohoRateLimitError
+from engine.errors import ZohoAuthError, ZohoRateLimitError, ZohoUnavailableError
 from engine.zoho import DATA_CENTERS, ZohoClient, ZohoSettings
 from engine.zoho.auth import parse_token_response, write_private_file
 from engine.zoho.retry import AttemptError
@@ -347,3 +348,17 @@ def test_two_processes_refresh_once(emulator: EmulatorServer, tmp_path: Path) ->
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert len(emulator.request_log("token")) == 1
     assert len(emulator.request_log("get")) == 2
+
+
+@pytest.mark.slow
+def test_stuck_token_file_lock_times_out(emulator: EmulatorServer, tmp_path: Path) -> None:
+    token_file = tmp_path / "zoho-token.json"
+    client = ZohoClient(make_settings(emulator, token_file=token_file, max_retries=0,
+                                      connect_timeout_seconds=0.1, timeout_seconds=0.1))
+    held = FileLock(str(token_file) + ".lock")
+
+    with held, pytest.raises(ZohoUnavailableError) as raised:
+        client.get("Contacts", RECORD_ID)
+
+    assert "token file lock" in raised.value.message
+    assert emulator.request_log("token") == []
