@@ -185,7 +185,36 @@ class _StepExecution:
             )
         if step.strategy is Strategy.UPSERT:
             return self._upsert_step()
-        return self._result(Outcome.CREATED, self._insert())
+        return self._insert_or_update_duplicate(match)
+
+    def _insert_or_update_duplicate(self, match: RecordMatch) -> StepResult:
+        """Insert the record; if Zoho reports its key as a duplicate, update that record.
+
+        Search can miss a record written moments ago. When the key field is unique in Zoho,
+        the insert then fails with DUPLICATE_DATA naming the existing record, which is updated
+        instead of failing the event.
+        """
+        step = self.step
+        record = self._changes(include_create_only=True, include_key=True)
+        result = self._call(self.client.insert, step.module, [record])[0]
+        duplicate = result.details.get("duplicate_record")
+        if (result.code == "DUPLICATE_DATA" and result.api_name == match.field
+                and isinstance(duplicate, Mapping) and duplicate.get("id")):
+            existing_id = str(duplicate["id"])
+            logger.info(
+                "search missed an existing record; updating the duplicate Zoho reported",
+                extra={"zoho_module": step.module, "step": step.id, "record_id": existing_id},
+            )
+            if step.action is Action.FIND:
+                return self._result(Outcome.FOUND, existing_id)
+            changes = self._changes(include_create_only=False, include_key=False)
+            if not changes:
+                return self._result(Outcome.UNCHANGED, existing_id)
+            self._check(self._call(self.client.update, step.module,
+                                   [{"id": existing_id, **changes}]))
+            return self._result(WRITE_OUTCOMES.get(step.action, Outcome.UPDATED), existing_id)
+        self._check([result])
+        return self._result(Outcome.CREATED, result.id)
 
     # Writing
 

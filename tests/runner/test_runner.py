@@ -401,3 +401,21 @@ def test_search_duplicates_use_oldest(
 
     assert result.steps[0].record_id == oldest.id
     assert "several records have the same key; using the oldest" in caplog.messages
+
+
+def test_search_lag_duplicate_updated_instead(
+    emulator: EmulatorServer, runner: Runner
+) -> None:
+    # The search misses the record the first run created, so the second run's insert hits
+    # the unique I_PB and Zoho names the existing record, which is then updated.
+    emulator.update_settings(search_lag_seconds=60)
+    step = contact_step(Action.FIND_OR_CREATE, Strategy.SEARCH)
+
+    first = runner.run(make_plan(step))
+    second = runner.run(make_plan(step))
+
+    assert first.steps[0].outcome is Outcome.CREATED
+    assert second.steps[0].outcome is Outcome.UPDATED
+    assert second.steps[0].record_id == first.steps[0].record_id
+    assert len(emulator.records("Contacts")) == 1
+    assert second.steps[0].zoho_calls == 3
