@@ -83,7 +83,7 @@ class Runner:
             step_result = execution.run()
             record_ids[step.id] = step_result.record_id
             result.steps.append(step_result)
-            logger.info(
+            logger.debug(
                 "step done",
                 extra={"event_id": plan.event_id, "step": step.id, "zoho_module": step.module,
                        "action": str(step.action), "outcome": str(step_result.outcome),
