@@ -118,10 +118,7 @@ class ServiceServer:
             self._force.set()
             return
         self._shutdown_started.set()
-        logger.info(
-            "shutting down: no longer accepting connections",
-            extra={"in_flight": self.in_flight},
-        )
+        logger.info("shutdown started", extra={"in_flight": self.in_flight})
         self._server.trigger.pull_trigger(self._stop_accepting)
 
         deadline = time.monotonic() + self._drain_timeout
@@ -163,6 +160,12 @@ class ServiceServer:
         self._server.accepting = False
         self._server.del_channel()
         self._server.socket.close()
+        # Logged only once the socket is closed, so a reader of this line knows that new
+        # connections are refused from now on.
+        logger.info(
+            "shutting down: no longer accepting connections",
+            extra={"in_flight": self.in_flight},
+        )
 
     def _close_all(self) -> None:
         # Runs in the waitress loop thread; an empty socket map ends the loop in `run`.
