@@ -73,9 +73,10 @@ def make_settings(emulator: EmulatorServer, tmp_path: Path, **overrides: Any) ->
         "zoho_client_secret": emulator.state.client_secret,
         "zoho_refresh_token": emulator.state.refresh_token,
         "zoho_token_file": tmp_path / "zoho-token.json",
-        "zoho_timeout_seconds": 1.0,
-        "zoho_connect_timeout_seconds": 1.0,
-        "event_time_budget_seconds": 4.0,
+        # Wide enough that injected latency on a loaded machine never reads as a timeout.
+        "zoho_timeout_seconds": 3.0,
+        "zoho_connect_timeout_seconds": 3.0,
+        "event_time_budget_seconds": 8.0,
         "journal_path": tmp_path / "journal.sqlite3",
         "lock_dir": tmp_path / "locks",
         "log_dir": tmp_path / "logs",

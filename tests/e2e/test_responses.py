@@ -182,9 +182,9 @@ def test_zoho_server_error_is_503(stack: Stack) -> None:
 
 @pytest.mark.slow
 def test_zoho_timeout_is_503_and_retry_is_clean(stack: Stack) -> None:
-    # Every upsert is held past the client's 1 s read timeout, then still applied, as Zoho
+    # Every upsert is held past the client's 3 s read timeout, then still applied, as Zoho
     # may apply a write whose response never arrived.
-    stack.emulator.add_fault(kind="timeout", hold_seconds=1.5, count=100, operation="upsert")
+    stack.emulator.add_fault(kind="timeout", hold_seconds=4.0, count=100, operation="upsert")
     event = load_example("sim-updated.json")
 
     response = stack.post(event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -66,14 +67,16 @@ def test_shutdown_waits_for_in_flight_request(server: ServiceServer, slow_app: S
     shutdown = threading.Thread(target=server.shutdown)
     shutdown.start()
 
-    # The listening socket closes while the request is still held.
+    # The listening socket closes while the request is still held. A bare TCP connect probes
+    # it without sending a request, which the held app would otherwise block as well.
     refused = False
-    for _ in range(200):
+    for _ in range(500):
         try:
-            requests.get(server.url, timeout=1)
-        except requests.ConnectionError:
+            probe = socket.create_connection((server.host, server.port), timeout=1)
+        except OSError:
             refused = True
             break
+        probe.close()
         time.sleep(0.01)
     in_flight_while_refused = server.in_flight
     slow_app.release.set()
