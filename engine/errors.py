@@ -3,26 +3,27 @@
 Every error the service returns to NSPS is a subclass of `ConnectorError`. Each class carries a
 stable machine code, the NSPS error type and the HTTP status, so the HTTP layer turns any of them
 into the NSPS `ErrorResponse` body in one place. The user-facing `message` never contains a
-secret, a stack trace or a whole payload.
+secret, a stack trace or a whole payload. NSPS retries failed events whatever their status, so
+the last column says whether a retry can help, not whether one happens.
 
-| class                      | status | NSPS type            | retried by NSPS |
-|----------------------------|--------|----------------------|-----------------|
-| AuthenticationError        | 401    | AUTHENTICATION_ERROR | no              |
-| RouteNotFoundError         | 404    | VALIDATION_ERROR     | no              |
-| RecordNotFoundError        | 404    | VALIDATION_ERROR     | no              |
-| EventNotFoundError         | 404    | VALIDATION_ERROR     | no              |
-| MethodNotAllowedError      | 405    | VALIDATION_ERROR     | no              |
-| PayloadTooLargeError       | 413    | VALIDATION_ERROR     | no              |
-| UnsupportedMediaTypeError  | 415    | VALIDATION_ERROR     | no              |
-| EventValidationError       | 422    | VALIDATION_ERROR     | no              |
-| NoActionPlanError          | 422    | VALIDATION_ERROR     | no              |
-| ZohoDataError              | 422    | VALIDATION_ERROR     | no              |
-| RateLimitError             | 429    | RATE_LIMIT_ERROR     | yes             |
-| ZohoRateLimitError         | 429    | RATE_LIMIT_ERROR     | yes             |
-| ZohoAuthError              | 500    | SERVICE_ERROR        | yes             |
-| ZohoRequestError           | 500    | SERVICE_ERROR        | yes             |
-| InternalError              | 500    | INTERNAL_ERROR       | yes             |
-| ZohoUnavailableError       | 503    | CONNECTION_ERROR     | yes             |
+| class                      | status | NSPS type            | same event can succeed later  |
+|----------------------------|--------|----------------------|-------------------------------|
+| AuthenticationError        | 401    | AUTHENTICATION_ERROR | no, the token must be fixed   |
+| RouteNotFoundError         | 404    | VALIDATION_ERROR     | no                            |
+| RecordNotFoundError        | 404    | VALIDATION_ERROR     | once the record exists        |
+| EventNotFoundError         | 404    | VALIDATION_ERROR     | no                            |
+| MethodNotAllowedError      | 405    | VALIDATION_ERROR     | no                            |
+| PayloadTooLargeError       | 413    | VALIDATION_ERROR     | no                            |
+| UnsupportedMediaTypeError  | 415    | VALIDATION_ERROR     | no                            |
+| EventValidationError       | 422    | VALIDATION_ERROR     | no                            |
+| NoActionPlanError          | 422    | VALIDATION_ERROR     | once the mappings plan it     |
+| ZohoDataError              | 422    | VALIDATION_ERROR     | once the CRM field accepts it |
+| RateLimitError             | 429    | RATE_LIMIT_ERROR     | yes                           |
+| ZohoRateLimitError         | 429    | RATE_LIMIT_ERROR     | yes                           |
+| ZohoAuthError              | 500    | SERVICE_ERROR        | once the credential is fixed  |
+| ZohoRequestError           | 500    | SERVICE_ERROR        | once the CRM setup is fixed   |
+| InternalError              | 500    | INTERNAL_ERROR       | maybe                         |
+| ZohoUnavailableError       | 503    | CONNECTION_ERROR     | yes                           |
 """
 
 from __future__ import annotations
@@ -75,11 +76,6 @@ class ConnectorError(Exception):
         self.message = message
         self.details: Sequence[ErrorDetail] = tuple(details)
         self.retry_after = retry_after
-
-    @property
-    def retryable(self) -> bool:
-        """Whether the same event may succeed later without anyone changing it."""
-        return self.status >= 429
 
     def to_body(self) -> dict[str, Any]:
         """Return the NSPS `ErrorResponse` body for this error."""
@@ -209,7 +205,7 @@ class InternalError(ConnectorError):
 
 
 class ZohoUnavailableError(ZohoError):
-    """Zoho is unreachable, timed out or answered 5xx."""
+    """Zoho is unreachable, timed out or returned a 5xx status."""
 
     status = 503
     error_type = ErrorType.CONNECTION
@@ -227,7 +223,7 @@ class RecordNotFoundError(ConnectorError):
 
 
 class EventNotFoundError(ConnectorError):
-    """A replay names an event id that the journal does not hold, or holds without its body."""
+    """A replay names an event id that is not in the journal, or is there without its body."""
 
     status = 404
     error_type = ErrorType.VALIDATION

@@ -143,7 +143,7 @@ def _replay_all(processor: EventProcessor, event_ids: Sequence[str]) -> list[dic
                 {"event_id": event_id, "outcome": "failed", "error": error.code,
                  "message": error.message, "retry_after": error.retry_after}
             )
-            if error.retryable and error.status in (429, 503):
+            if error.status in (429, 503):
                 # Zoho is rate limiting or down: the remaining events would fail the same way.
                 for skipped in event_ids[position + 1:]:
                     outcomes.append(
