@@ -58,7 +58,12 @@ class Strategy(StrEnum):
 
 
 class Outcome(StrEnum):
-    """Result of one step, as reported to NSPS and stored in the journal."""
+    """Result of one step, as reported to NSPS and stored in the journal.
+
+    `updated`, `linked` and `unlinked` mean the record was written. `unchanged` means the runner
+    had read the record and found every planned value already there, so it wrote nothing; the
+    upsert strategy reads nothing on its normal path and so never reports `unchanged`.
+    """
 
     CREATED = "created"
     UPDATED = "updated"
@@ -117,8 +122,8 @@ class Step:
     links: tuple[LookupLink, ...] = ()
     when_absent: WhenAbsent = WhenAbsent.CREATE
     skip_reason: str | None = None
-    """Set when the planner has already decided that the step does nothing (its condition is false, or
-    the input it binds is absent and the step says `skip`); the runner reports it as skipped."""
+    """Reason the planner already decided that the step does nothing: a false condition, or an
+    absent input with `when_input_absent: skip`. The runner reports the step as skipped."""
 
     def describe(self) -> str:
         """Return a one-line summary such as `find_or_create Contacts where I_PB = "x"`."""
