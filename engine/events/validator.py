@@ -90,12 +90,26 @@ def json_type_name(value: Any) -> str:
 
 def _details(errors: Iterable[ValidationError]) -> Iterable[ErrorDetail]:
     """Keep one detail per location: the last one, which comes from the event type's stricter
-    rules (`allOf`) rather than from the base schema that also allows null."""
+    rules (`allOf`) rather than from the base schema that also allows null.
+
+    A missing field has its own location (the object's path plus the field name), so two
+    missing siblings stay two details.
+    """
     by_loc: dict[tuple[str | int, ...], ErrorDetail] = {}
     for error in errors:
-        detail = _detail(error)
-        by_loc[detail.loc] = detail
+        for detail in _error_details(error):
+            by_loc[detail.loc] = detail
     return by_loc.values()
+
+
+def _error_details(error: ValidationError) -> list[ErrorDetail]:
+    if error.validator != "required":
+        return [_detail(error)]
+    loc: tuple[str | int, ...] = tuple(error.absolute_path)
+    return [
+        ErrorDetail(loc=(*loc, name), msg="field required", type=ERROR_TYPES["required"])
+        for name in _missing_properties(error)
+    ]
 
 
 def _detail(error: ValidationError) -> ErrorDetail:
@@ -103,9 +117,6 @@ def _detail(error: ValidationError) -> ErrorDetail:
     keyword = str(error.validator)
     error_type = ERROR_TYPES.get(keyword, f"value_error.{keyword}")
 
-    if keyword == "required":
-        missing = _missing_property(error)
-        return ErrorDetail(loc=(*loc, missing), msg="field required", type=error_type)
     if keyword == "type":
         expected = error.validator_value
         expected_text = " or ".join(expected) if isinstance(expected, list) else str(expected)
@@ -129,12 +140,15 @@ def _detail(error: ValidationError) -> ErrorDetail:
     return ErrorDetail(loc=loc, msg=message or error.message, type=error_type)
 
 
-def _missing_property(error: ValidationError) -> str:
-    if isinstance(error.validator_value, list) and isinstance(error.instance, dict):
-        for name in error.validator_value:
-            if name not in error.instance:
-                return str(name)
-    return str(error.message.split("'")[1]) if "'" in error.message else "?"
+def _missing_properties(error: ValidationError) -> list[str]:
+    """Return every name of a `required` list that the object lacks.
+
+    jsonschema reports each missing name as its own error, but only in the message text, so
+    the names are read from the schema and the object instead.
+    """
+    if not isinstance(error.validator_value, list) or not isinstance(error.instance, dict):
+        return []
+    return [str(name) for name in error.validator_value if name not in error.instance]
 
 
 def _sort_key(detail: ErrorDetail) -> tuple[str, str]:

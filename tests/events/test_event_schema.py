@@ -201,6 +201,31 @@ def test_every_problem_is_reported() -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            {},
+            [
+                ErrorDetail(loc=("data",), msg="field required", type="missing"),
+                ErrorDetail(loc=("event_id",), msg="field required", type="missing"),
+            ],
+            id="empty object",
+        ),
+        pytest.param(
+            event("SIM/Updated"),
+            [
+                ErrorDetail(loc=("pb_data", "account_info"), msg="field required", type="missing"),
+                ErrorDetail(loc=("pb_data", "sim_info"), msg="field required", type="missing"),
+            ],
+            id="SIM/Updated with empty pb_data",
+        ),
+    ],
+)
+def test_missing_siblings_each_reported(body: Any, expected: list[ErrorDetail]) -> None:
+    assert rejected_details(body) == expected
+
+
+@pytest.mark.parametrize(
     ("body", "message"),
     [
         pytest.param([], "Invalid event: the body must be a JSON object, not array", id="array"),
