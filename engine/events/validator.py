@@ -1,14 +1,15 @@
 """Validation of an incoming event against the NSPS event JSON Schema.
 
 Every problem is collected, not only the first, and each becomes an `ErrorDetail` whose `loc` is
-the path into the event. Messages name the expected type, never the value received, because
-values may be personal data and error bodies are stored in NSPS's event history.
+the path into the event. Messages are built from the schema's rules and never quote the value
+received, because values may be personal data and error bodies are stored in NSPS's event
+history.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -129,15 +130,62 @@ def _detail(error: ValidationError) -> ErrorDetail:
             msg=f"must be {expected_text}, not {json_type_name(error.instance)}",
             type=error_type,
         )
-    if keyword == "minLength":
-        return ErrorDetail(loc=loc, msg="must not be empty", type=error_type)
     if keyword == "pattern":
         description = error.schema.get("description", "")
         hint = " (a UUID)" if "UUID" in description else ""
         return ErrorDetail(loc=loc, msg=f"has an invalid format{hint}", type=error_type)
 
     message = error.schema.get("x-message") if isinstance(error.schema, dict) else None
-    return ErrorDetail(loc=loc, msg=message or error.message, type=error_type)
+    return ErrorDetail(loc=loc, msg=message or _rule_message(error), type=error_type)
+
+
+def _rule_message(error: ValidationError) -> str:
+    """Return the message for a broken rule, built from the rule alone.
+
+    jsonschema's own `error.message` quotes the value received ("'Olena' is too long"), and
+    that value may be personal data, so it is never used.
+    """
+    if error.validator is None:
+        return "is not allowed here"
+    describe = RULE_MESSAGES.get(str(error.validator))
+    if describe is None:
+        return f"breaks the schema's {error.validator} rule"
+    return describe(error.validator_value)
+
+
+def _json_list(values: Any) -> str:
+    return ", ".join(json.dumps(value, ensure_ascii=False) for value in values)
+
+
+# jsonschema keyword -> message built from the keyword's value in the schema.
+RULE_MESSAGES: dict[str, Callable[[Any], str]] = {
+    "minLength": lambda limit: (
+        "must not be empty" if limit == 1 else f"must be at least {limit} characters long"
+    ),
+    "maxLength": lambda limit: f"must be at most {limit} characters long",
+    "minimum": lambda limit: f"must be at least {limit}",
+    "maximum": lambda limit: f"must be at most {limit}",
+    "exclusiveMinimum": lambda limit: f"must be greater than {limit}",
+    "exclusiveMaximum": lambda limit: f"must be less than {limit}",
+    "multipleOf": lambda factor: f"must be a multiple of {factor}",
+    "enum": lambda values: f"must be one of: {_json_list(values)}",
+    "const": lambda value: f"must be {json.dumps(value, ensure_ascii=False)}",
+    "format": lambda name: f"must be a valid {name}",
+    "minItems": lambda limit: f"must have at least {limit} items",
+    "maxItems": lambda limit: f"must have at most {limit} items",
+    "items": lambda _: "has more items than the schema allows",
+    "uniqueItems": lambda _: "must not contain the same item twice",
+    "minProperties": lambda limit: f"must have at least {limit} fields",
+    "maxProperties": lambda limit: f"must have at most {limit} fields",
+    "additionalProperties": lambda _: "has fields the schema does not allow",
+    "unevaluatedProperties": lambda _: "has fields the schema does not allow",
+    "propertyNames": lambda _: "has a field name the schema does not allow",
+    "dependentRequired": lambda _: "lacks a field that another field requires",
+    "contains": lambda _: "has no item of the required form",
+    "anyOf": lambda _: "does not match any of the allowed forms",
+    "oneOf": lambda _: "must match exactly one of the allowed forms",
+    "not": lambda _: "matches a form the schema does not allow",
+}
 
 
 def _missing_properties(error: ValidationError) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.errors import ErrorDetail, EventValidationError
-from engine.events import validate_event
+from engine.events import EventValidator, validate_event
 
 GOLDEN = Path(__file__).parents[1] / "planning" / "golden"
 PUBLISHED_EXAMPLE = GOLDEN / "sim-updated-published-example" / "event.json"
@@ -250,3 +250,45 @@ def test_rejection_message_never_contains_values() -> None:
         validate_event(body)
 
     assert "12345678" not in json.dumps(caught.value.to_body())
+
+
+PERSONAL_VALUE = "Olena Koval"
+
+
+def rule_schema(rule: dict[str, Any] | bool) -> dict[str, Any]:
+    return {"type": "object", "properties": {"firstname": rule}}
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "expected"),
+    [
+        pytest.param({"maxLength": 3}, PERSONAL_VALUE, "must be at most 3 characters long",
+                     id="too long"),
+        pytest.param({"minLength": 20}, PERSONAL_VALUE, "must be at least 20 characters long",
+                     id="too short"),
+        pytest.param({"enum": ["a", "b"]}, PERSONAL_VALUE, 'must be one of: "a", "b"',
+                     id="not in enum"),
+        pytest.param({"const": "x"}, PERSONAL_VALUE, 'must be "x"', id="not the constant"),
+        pytest.param({"maximum": 10}, 12345678, "must be at most 10", id="above maximum"),
+        pytest.param({"not": {"type": "string"}}, PERSONAL_VALUE,
+                     "matches a form the schema does not allow", id="forbidden form"),
+        pytest.param({"anyOf": [{"type": "integer"}, {"type": "null"}]}, PERSONAL_VALUE,
+                     "does not match any of the allowed forms", id="no allowed form"),
+        pytest.param(False, PERSONAL_VALUE, "is not allowed here", id="false schema"),
+        pytest.param({"items": False}, [PERSONAL_VALUE],
+                     "has more items than the schema allows", id="extra items"),
+        pytest.param({"unevaluatedItems": False}, [PERSONAL_VALUE],
+                     "breaks the schema's unevaluatedItems rule",
+                     id="rule without its own message"),
+    ],
+)
+def test_rule_message_omits_value(rule: Any, value: Any, expected: str) -> None:
+    validator = EventValidator(rule_schema(rule))
+    body = {"firstname": value}
+
+    with pytest.raises(EventValidationError) as caught:
+        validator.validate(body)
+
+    assert [detail.msg for detail in caught.value.details] == [expected]
+    received = value[0] if isinstance(value, list) else value
+    assert str(received) not in json.dumps(caught.value.to_body())
