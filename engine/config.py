@@ -117,9 +117,11 @@ class Settings:
         """Read and check the settings; raise `ConfigError` listing every problem.
 
         `environ` defaults to `os.environ`. Values from `env_file` fill only the variables that
-        `environ` does not set; a missing file is not an error. With `sandbox` true, or when
-        no Zoho credential is set outside production, the service runs against the emulator:
-        the Zoho credentials are not required and a missing `API_TOKEN` is generated.
+        `environ` does not set; a missing file is not an error. Sandbox mode (Zoho calls go to
+        the bundled emulator) is on only when `sandbox` is true or `SANDBOX` is set to true.
+        Then the Zoho credentials are not required and a missing `API_TOKEN` is generated.
+        Otherwise each missing Zoho credential is a problem, in every environment, so a
+        deployment never responds to NSPS with success while writing to an in-memory emulator.
         """
         variables = _merge_env_file(os.environ if environ is None else environ, env_file)
         reader = _Reader(variables)
@@ -128,19 +130,14 @@ class Settings:
         environment = environment or "development"
         production = environment == "production"
 
-        credentials_missing = [name for name in _ZOHO_CREDENTIALS if not reader.text(name)]
-        if not sandbox and len(credentials_missing) == len(_ZOHO_CREDENTIALS) and not production:
-            sandbox = True
-            reader.warnings.append(
-                "no ZOHO_CRM_* credential is set, so Zoho calls go to the bundled emulator "
-                "(sandbox mode); set the three credentials to use a real Zoho CRM org"
-            )
+        sandbox = reader.boolean("SANDBOX", default=False) or sandbox
         if not sandbox:
-            for name in credentials_missing:
-                reader.problems.append(
-                    f"{name} is missing: set it from the Zoho API console self client, "
-                    "or run with --sandbox to use the bundled emulator"
-                )
+            for name in _ZOHO_CREDENTIALS:
+                if not reader.text(name):
+                    reader.problems.append(
+                        f"{name} is missing: set it from the Zoho API console self client, "
+                        "or set SANDBOX=true (serve --sandbox) to use the bundled emulator"
+                    )
 
         api_token = reader.text("API_TOKEN")
         api_token_generated = False

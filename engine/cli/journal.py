@@ -175,8 +175,8 @@ def _build_processor(journal_path: Path) -> tuple[EventProcessor, Any]:
         from engine.config import ConfigError
 
         raise ConfigError([
-            "ZOHO_CRM_CLIENT_ID, ZOHO_CRM_CLIENT_SECRET and ZOHO_CRM_REFRESH_TOKEN are "
-            "missing: replay sends events to Zoho CRM, so set them as for `serve`"
+            "SANDBOX is true, but replay sends events to the real Zoho CRM org: unset SANDBOX "
+            "and set the ZOHO_CRM_* credentials as for `serve`"
         ])
     planner = Planner.from_directory(
         mappings_dir=settings.mappings_dir, schemas_dir=settings.schemas_dir

@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sandbox",
         action="store_true",
-        help="run against the bundled Zoho CRM emulator (also the default outside production "
-        "when no ZOHO_CRM_* credential is set); generates API_TOKEN when it is not set",
+        help="run against the bundled Zoho CRM emulator, as SANDBOX=true does; the Zoho "
+        "credentials are not needed, and API_TOKEN is generated when it is not set",
     )
     parser.add_argument(
         "--host",
@@ -174,17 +174,27 @@ def _start_emulator(settings: Settings, state_dir: Path) -> tuple[EmulatorServer
 def print_sandbox_help(
     settings: Settings, service_url: str, emulator_url: str, out: TextIO
 ) -> None:
-    """Print how to send the sample event and look at the records it creates."""
-    token_line = (
-        "API token (generated for this run)" if settings.api_token_generated else "API token"
-    )
+    """Print how to send the sample event and look at the records it creates.
+
+    The API token is printed only when it was generated for this run. A token the operator
+    set is a secret that must not reach the console or container logs, so the `curl` line
+    reads it from the shell variable `API_TOKEN` instead.
+    """
     local_url = service_url.replace("://0.0.0.0:", "://127.0.0.1:")
+    if settings.api_token_generated:
+        token_line = f"API token (generated for this run): {settings.api_token}"
+        authorization = shlex.quote(f"Authorization: Bearer {settings.api_token}")
+        send_line = "Send the sample SIM/Updated event:"
+    else:
+        token_line = "API token: the API_TOKEN you set (not printed)"  # noqa: S105 - no token
+        authorization = '"Authorization: Bearer $API_TOKEN"'
+        send_line = "Send the sample SIM/Updated event, with API_TOKEN exported in your shell:"
     curl = " ".join(
         [
             "curl -sS -X POST",
             shlex.quote(f"{local_url}/process-event"),
             "-H",
-            shlex.quote(f"Authorization: Bearer {settings.api_token}"),
+            authorization,
             "-H 'Content-Type: application/json'",
             "--data",
             shlex.quote(f"@{_shown_path(SAMPLE_EVENT)}"),
@@ -195,9 +205,9 @@ def print_sandbox_help(
         "Sandbox mode: Zoho CRM calls go to the bundled emulator, which keeps records in memory.",
         f"  connector: {local_url}",
         f"  emulator:  {emulator_url}",
-        f"  {token_line}: {settings.api_token}",
+        f"  {token_line}",
         "",
-        "Send the sample SIM/Updated event:",
+        send_line,
         f"  {curl}",
         "",
         "Look at the records it created in the emulated CRM:",

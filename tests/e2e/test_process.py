@@ -6,7 +6,6 @@ import json
 import os
 import queue
 import re
-import shlex
 import signal
 import socket
 import subprocess
@@ -197,7 +196,14 @@ def test_log_files_have_ids_and_summary(emulator: EmulatorServer, tmp_path: Path
 
 
 @pytest.mark.slow
-def test_sandbox_quick_start_prints_working_curl(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "given_token",
+    [
+        pytest.param(None, id="generated token"),
+        pytest.param("operator-token-0123456789abcdef", id="token set by the operator"),
+    ],
+)
+def test_sandbox_quick_start_prints_working_curl(tmp_path: Path, given_token: str | None) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("ZOHO_CRM_")}
     env.pop("API_TOKEN", None)
     env.update(
@@ -209,12 +215,16 @@ def test_sandbox_quick_start_prints_working_curl(tmp_path: Path) -> None:
             "ZOHO_CRM_TOKEN_FILE": str(tmp_path / "token.json"),
         }
     )
+    if given_token is not None:
+        env["API_TOKEN"] = given_token
     service = ServiceProcess(env, "--sandbox", "--env-file", os.devnull)
     try:
         curl_line = service.wait_for(r"^\s+(curl -sS -X POST .*)$").group(1)
         records_url = service.wait_for(r"curl -sS (http://\S+/__emulator/records/Contacts)")
+        # A shell runs the line, as for a user who copies it, so `$API_TOKEN` expands.
         sent = subprocess.run(
-            shlex.split(curl_line), cwd=ROOT, capture_output=True, text=True, timeout=60
+            ["bash", "-c", curl_line], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=60,
         )
         contacts = requests.get(records_url.group(1), timeout=10).json()["data"]
         service.process.send_signal(signal.SIGINT)
@@ -226,6 +236,9 @@ def test_sandbox_quick_start_prints_working_curl(tmp_path: Path) -> None:
     assert json.loads(sent.stdout)["outcome"] == "processed"
     assert [contact["I_PB"] for contact in contacts] == ["79123456789@msisdn"]
     assert exit_code == 0
+    if given_token is not None:
+        assert given_token not in "".join(service.output)
+        assert '"Authorization: Bearer $API_TOKEN"' in curl_line
 
 
 @pytest.mark.parametrize(
@@ -233,6 +246,16 @@ def test_sandbox_quick_start_prints_working_curl(tmp_path: Path) -> None:
     [
         pytest.param({"PORT": "eighty"}, "PORT='eighty' is not an integer", id="bad port"),
         pytest.param({"API_TOKEN": ""}, "API_TOKEN is missing", id="missing token in production"),
+        pytest.param(
+            {
+                "NODE_ENV": "development",
+                "ZOHO_CRM_CLIENT_ID": "",
+                "ZOHO_CRM_CLIENT_SECRET": "",
+                "ZOHO_CRM_REFRESH_TOKEN": "",
+            },
+            "ZOHO_CRM_CLIENT_ID is missing",
+            id="no credentials in development",
+        ),
     ],
 )
 def test_invalid_configuration_exits_2(

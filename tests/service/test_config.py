@@ -217,8 +217,13 @@ def test_env_file_fills_missing_variables(tmp_path: Path) -> None:
         pytest.param(
             {"ZOHO_CRM_REFRESH_TOKEN": ""},
             "ZOHO_CRM_REFRESH_TOKEN is missing: set it from the Zoho API console self client, "
-            "or run with --sandbox to use the bundled emulator",
+            "or set SANDBOX=true (serve --sandbox) to use the bundled emulator",
             id="one credential missing",
+        ),
+        pytest.param(
+            {"SANDBOX": "perhaps"},
+            "SANDBOX='perhaps' is not a boolean: use true or false",
+            id="sandbox not a boolean",
         ),
     ],
 )
@@ -257,22 +262,45 @@ def test_settings_repr_hides_secrets() -> None:
     assert "refresh-token-value" not in repr(settings)
 
 
-def test_no_credentials_outside_production_means_sandbox() -> None:
-    settings = load({})
+MISSING_CREDENTIALS = tuple(
+    f"{name} is missing: set it from the Zoho API console self client, or set SANDBOX=true "
+    "(serve --sandbox) to use the bundled emulator"
+    for name in ("ZOHO_CRM_CLIENT_ID", "ZOHO_CRM_CLIENT_SECRET", "ZOHO_CRM_REFRESH_TOKEN")
+)
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        pytest.param({}, id="no environment"),
+        pytest.param({"NODE_ENV": "development"}, id="development"),
+        pytest.param({"NODE_ENV": "test"}, id="test"),
+        pytest.param({"NODE_ENV": "production"}, id="production"),
+        pytest.param({"SANDBOX": "false"}, id="sandbox false"),
+    ],
+)
+def test_missing_credentials_are_problems(environment: dict[str, str]) -> None:
+    problems = problems_of({"API_TOKEN": "nsps-token-0123456789", **environment})
+
+    assert problems == MISSING_CREDENTIALS
+
+
+@pytest.mark.parametrize(
+    ("environ", "options"),
+    [
+        pytest.param({}, {"sandbox": True}, id="sandbox argument"),
+        pytest.param({"SANDBOX": "true"}, {}, id="sandbox variable"),
+        pytest.param({"SANDBOX": "1"}, {}, id="sandbox variable as 1"),
+        pytest.param({"SANDBOX": "false"}, {"sandbox": True}, id="argument wins over variable"),
+    ],
+)
+def test_sandbox_is_opt_in(environ: dict[str, str], options: dict[str, bool]) -> None:
+    settings = load(environ, **options)
 
     assert settings.sandbox is True
     assert settings.api_token_generated is True
     assert len(settings.api_token) >= 32
     assert settings.host == "127.0.0.1"
-    assert settings.warnings == (
-        "no ZOHO_CRM_* credential is set, so Zoho calls go to the bundled emulator "
-        "(sandbox mode); set the three credentials to use a real Zoho CRM org",
-    )
-
-
-def test_explicit_sandbox_has_no_warning() -> None:
-    settings = load({}, sandbox=True)
-
     assert settings.warnings == ()
 
 
@@ -283,14 +311,13 @@ def test_sandbox_keeps_given_api_token() -> None:
     assert settings.api_token_generated is False
 
 
-def test_production_without_credentials_is_an_error() -> None:
-    problems = problems_of({"NODE_ENV": "production", "API_TOKEN": "nsps-token-0123456789"})
+def test_sandbox_from_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("SANDBOX=true\n")
 
-    assert problems == tuple(
-        f"{name} is missing: set it from the Zoho API console self client, or run with "
-        "--sandbox to use the bundled emulator"
-        for name in ("ZOHO_CRM_CLIENT_ID", "ZOHO_CRM_CLIENT_SECRET", "ZOHO_CRM_REFRESH_TOKEN")
-    )
+    settings = Settings.from_env({}, env_file=env_file)
+
+    assert settings.sandbox is True
 
 
 def test_explicit_sandbox_in_production() -> None:
