@@ -9,7 +9,7 @@ history.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from engine.errors import ErrorDetail, EventValidationError
+from engine.events.paths import format_path
 
 SCHEMA_FILE_NAME = "nsps-event.schema.json"
 DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -66,10 +67,17 @@ class EventValidator:
 
         details = sorted(_details(self._validator.iter_errors(body)), key=_sort_key)
         if details:
-            summary = "; ".join(f"{_format_loc(d.loc)}: {d.msg}" for d in details[:3])
-            more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
-            raise EventValidationError(f"Invalid event: {summary}{more}", details=details)
+            raise invalid_event_error(details)
         return body
+
+
+def invalid_event_error(details: Sequence[ErrorDetail]) -> EventValidationError:
+    """Build the error for an invalid event: its message names the first problems, and
+    `details` lists them all."""
+    shown = "; ".join(f"{format_path(detail.loc)}: {detail.msg}" for detail in details[:3])
+    hidden = len(details) - 3
+    more = f" (and {hidden} more)" if hidden > 0 else ""
+    return EventValidationError(f"Invalid event: {shown}{more}", details=list(details))
 
 
 @cache
@@ -200,8 +208,4 @@ def _missing_properties(error: ValidationError) -> list[str]:
 
 
 def _sort_key(detail: ErrorDetail) -> tuple[str, str]:
-    return (_format_loc(detail.loc), detail.msg)
-
-
-def _format_loc(loc: tuple[str | int, ...]) -> str:
-    return ".".join(str(part) for part in loc) if loc else "body"
+    return (format_path(detail.loc), detail.msg)

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ErrorDetail, EventValidationError, NoActionPlanError
+from engine.errors import ErrorDetail, NoActionPlanError
 from engine.events.paths import format_path, is_empty, read_path
 from engine.events.times import read_event_time
-from engine.events.validator import EventValidator
+from engine.events.validator import EventValidator, invalid_event_error
 from engine.mapping.expressions import ExpressionEvaluationError
 from engine.mapping.loader import load_mappings
 from engine.mapping.model import CompiledMappings, CompiledStep, WhenInputAbsent
@@ -80,7 +80,7 @@ class Planner:
         for compiled in action_plan.steps:
             steps.append(self._plan_step(compiled, event, steps, problems))
         if problems:
-            raise EventValidationError(_problems_message(problems), details=problems)
+            raise invalid_event_error(problems)
 
         return Plan(
             event_id=event_id,
@@ -226,9 +226,3 @@ def _record_keys(steps: Iterable[Step]) -> tuple[RecordKey, ...]:
         if key not in keys:
             keys.append(key)
     return tuple(keys)
-
-
-def _problems_message(problems: list[ErrorDetail]) -> str:
-    parts = [f"{format_path(problem.loc)}: {problem.msg}" for problem in problems[:3]]
-    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-    return "Invalid event: " + "; ".join(parts) + more

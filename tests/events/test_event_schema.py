@@ -292,3 +292,26 @@ def test_rule_message_omits_value(rule: Any, value: Any, expected: str) -> None:
     assert [detail.msg for detail in caught.value.details] == [expected]
     received = value[0] if isinstance(value, list) else value
     assert str(received) not in json.dumps(caught.value.to_body())
+
+
+@pytest.mark.parametrize(
+    ("schema", "body", "message"),
+    [
+        pytest.param(
+            {"maxProperties": 0}, {"a": 1}, "Invalid event: $: must have at most 0 fields",
+            id="problem at the event root",
+        ),
+        pytest.param(
+            {"required": ["a", "b", "c", "d"]},
+            {},
+            "Invalid event: a: field required; b: field required; c: field required "
+            "(and 1 more)",
+            id="more than three problems",
+        ),
+    ],
+)
+def test_invalid_event_message(schema: dict[str, Any], body: Any, message: str) -> None:
+    with pytest.raises(EventValidationError) as caught:
+        EventValidator(schema).validate(body)
+
+    assert caught.value.message == message
