@@ -13,7 +13,7 @@ from engine.events.validator import (
     DEFAULT_SCHEMAS_DIR,
     SCHEMA_FILE_NAME,
     EventValidator,
-    validate_event,
+    invalid_event_error,
 )
 
 __all__ = [
@@ -23,9 +23,9 @@ __all__ = [
     "SCHEMA_FILE_NAME",
     "EventValidator",
     "format_path",
+    "invalid_event_error",
     "is_empty",
     "parse_path",
     "read_event_time",
     "read_path",
-    "validate_event",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +51,6 @@ class EventValidator:
         self.schema = schema
         self._validator = Draft202012Validator(schema)
 
-    @classmethod
-    def from_file(cls, path: Path) -> EventValidator:
-        with path.open(encoding="utf-8") as schema_file:
-            return cls(json.load(schema_file))
-
     def validate(self, body: Any) -> dict[str, Any]:
         """Return the event when it is valid, else raise EventValidationError with every problem."""
         if not isinstance(body, dict):
@@ -78,19 +72,6 @@ def invalid_event_error(details: Sequence[ErrorDetail]) -> EventValidationError:
     hidden = len(details) - 3
     more = f" (and {hidden} more)" if hidden > 0 else ""
     return EventValidationError(f"Invalid event: {shown}{more}", details=list(details))
-
-
-@cache
-def default_validator() -> EventValidator:
-    return EventValidator.from_file(DEFAULT_SCHEMAS_DIR / SCHEMA_FILE_NAME)
-
-
-def validate_event(body: Any) -> dict[str, Any]:
-    """Validate an event against the shipped NSPS event schema and return it unchanged.
-
-    Raises EventValidationError whose `details` list every problem with its path.
-    """
-    return default_validator().validate(body)
 
 
 def json_type_name(value: Any) -> str:

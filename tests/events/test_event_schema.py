@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from engine.errors import ErrorDetail, EventValidationError
-from engine.events import EventValidator, validate_event
+from engine.events import DEFAULT_SCHEMAS_DIR, SCHEMA_FILE_NAME, EventValidator
 
 GOLDEN = Path(__file__).parents[1] / "planning" / "golden"
 PUBLISHED_EXAMPLE = GOLDEN / "sim-updated-published-example" / "event.json"
 NAMED_EXAMPLE = GOLDEN / "sim-updated-named" / "event.json"
+SHIPPED = EventValidator(
+    json.loads((DEFAULT_SCHEMAS_DIR / SCHEMA_FILE_NAME).read_text(encoding="utf-8"))
+)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -35,7 +38,7 @@ SIM = {"i_sim_card": 3793}
 
 def rejected_details(body: Any) -> list[ErrorDetail]:
     with pytest.raises(EventValidationError) as caught:
-        validate_event(body)
+        SHIPPED.validate(body)
     return list(caught.value.details)
 
 
@@ -97,13 +100,13 @@ def rejected_details(body: Any) -> list[ErrorDetail]:
 def test_valid_event_is_returned_unchanged(body: dict[str, Any]) -> None:
     original = copy.deepcopy(body)
 
-    assert validate_event(body) == original
+    assert SHIPPED.validate(body) == original
 
 
 def test_large_sim_card_id_stays_int() -> None:
     body = event("SIM/Updated", account_info=ACCOUNT, sim_info={"i_sim_card": 9007199254740991})
 
-    value = validate_event(body)["pb_data"]["sim_info"]["i_sim_card"]
+    value = SHIPPED.validate(body)["pb_data"]["sim_info"]["i_sim_card"]
 
     assert type(value) is int
     assert value == 9007199254740991
@@ -235,7 +238,7 @@ def test_missing_siblings_each_reported(body: Any, expected: list[ErrorDetail]) 
 )
 def test_body_not_an_object(body: Any, message: str) -> None:
     with pytest.raises(EventValidationError) as caught:
-        validate_event(body)
+        SHIPPED.validate(body)
 
     assert caught.value.message == message
     assert list(caught.value.details) == [
@@ -247,7 +250,7 @@ def test_rejection_message_never_contains_values() -> None:
     body = event("SIM/Updated", account_info={"id": 12345678}, sim_info=SIM)
 
     with pytest.raises(EventValidationError) as caught:
-        validate_event(body)
+        SHIPPED.validate(body)
 
     assert "12345678" not in json.dumps(caught.value.to_body())
 
