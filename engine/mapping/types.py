@@ -12,6 +12,9 @@ TEXT_TYPES = frozenset(
     {"text", "textarea", "email", "phone", "website", "picklist", "date", "datetime"}
 )
 WHOLE_NUMBER_TYPES = frozenset({"integer", "bigint"})
+# Types whose values come from a fixed list, so an event value for them is a status word, not
+# personal data.
+ENUMERATION_TYPES = frozenset({"picklist", "multiselectpicklist", "boolean"})
 DECIMAL_TYPES = frozenset({"double", "currency", "percent"})
 ZOHO_FIELD_TYPES = (
     TEXT_TYPES

@@ -17,32 +17,53 @@ from engine.mapping.model import (
     ValueSource,
     WhenEmpty,
 )
-from engine.mapping.types import TEXT_TYPES, ValueConversionError, convert_value
+from engine.mapping.types import (
+    ENUMERATION_TYPES,
+    TEXT_TYPES,
+    ValueConversionError,
+    convert_value,
+)
 from engine.planning.plan import EventPath, FieldValue
 
 logger = logging.getLogger(__name__)
 
-# Longest unmapped value written to the warning log. Value maps are meant for enumerations, so
-# the limit only matters for a map put on a free-text field.
+# Longest unmapped value written to the warning log; longer values are cut to this length.
 MAX_LOGGED_VALUE_LENGTH = 40
 
 
 @dataclass
 class UnmappedValueLog:
-    """Logs a value missing from a value map once per (mapping, field, value), at warning level."""
+    """Logs each value missing from a value map once, at warning level.
 
-    _seen: set[tuple[str, str, str]] = field(default_factory=set)
+    Only values bound for an enumeration field (picklist, multi-select picklist, boolean) are
+    logged, once per (mapping, field, value): they are status words such as `open`. For any
+    other field the value may be personal data, so one line per (mapping, field) says that
+    values were unmapped without showing them.
+    """
+
+    _seen: set[tuple[str, str, str | None]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, mapping: str, field_name: str, value: Any) -> None:
-        key = (mapping, field_name, str(value)[:MAX_LOGGED_VALUE_LENGTH])
+    def record(self, mapping: str, field_name: str, value: Any, zoho_type: str) -> None:
+        logged_value = None
+        if zoho_type in ENUMERATION_TYPES:
+            logged_value = str(value)[:MAX_LOGGED_VALUE_LENGTH]
+        key = (mapping, field_name, logged_value)
         with self._lock:
             if key in self._seen:
                 return
             self._seen.add(key)
+
+        if logged_value is None:
+            logger.warning(
+                "a value is not in the value_map and is written unchanged; it is not logged "
+                "because the field is not an enumeration field",
+                extra={"field_mapping": mapping, "field": field_name, "zoho_type": zoho_type},
+            )
+            return
         logger.warning(
             "value is not in the value_map and is written unchanged",
-            extra={"field_mapping": mapping, "field": field_name, "value": key[2]},
+            extra={"field_mapping": mapping, "field": field_name, "value": logged_value},
         )
 
 
@@ -119,7 +140,7 @@ def _evaluate_field(
         if key in compiled.value_map:
             value = compiled.value_map[key]
         else:
-            unmapped.record(mapping_name, name, value)
+            unmapped.record(mapping_name, name, value, compiled.field.type)
         if is_empty(value):
             return _empty_field(compiled, path, problems)
 

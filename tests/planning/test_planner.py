@@ -348,6 +348,25 @@ def test_unmapped_value_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert records[0].__dict__["field"] == "Bill_Status_PB"
 
 
+def test_unmapped_free_text_not_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fields = "      - {field: First_Name, source: firstname, value_map: {n/a: Unknown}}"
+    planner = make_planner(tmp_path, contact_plan(fields))
+
+    with caplog.at_level(logging.WARNING, logger="engine.planning.fields"):
+        for name in ("Olena", "Mykola", "Olena"):
+            planner.plan(account_event(firstname=name))
+
+    records = [r for r in caplog.records if r.name == "engine.planning.fields"]
+    assert len(records) == 1
+    assert "value" not in records[0].__dict__
+    assert records[0].__dict__["field"] == "First_Name"
+    logged = " ".join(str(vars(record)) for record in records)
+    assert "Olena" not in logged
+    assert "Mykola" not in logged
+
+
 def test_unmapped_value_written_unchanged(tmp_path: Path) -> None:
     fields = "      - {field: Bill_Status_PB, source: bill_status, value_map: {open: Open}}"
     planner = make_planner(tmp_path, contact_plan(fields))
