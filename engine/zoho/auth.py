@@ -179,6 +179,17 @@ class TokenManager:
                 ),
                 RetryAction.RETRY,
             ) from exc
+        except OSError as exc:
+            # Without the lock, every process would refresh on its own and soon exhaust Zoho's
+            # 10 tokens per 10 minutes, so the call fails instead of going on unlocked.
+            raise AttemptError(
+                ZohoUnavailableError(
+                    f"failed to create the token file lock {self._file_lock.lock_file} "
+                    f"({exc.strerror or exc}): set ZOHO_CRM_TOKEN_FILE to a path in a "
+                    "writable folder"
+                ),
+                RetryAction.RETRY,
+            ) from exc
         try:
             stored = self._read_token_file()
             if (
@@ -189,7 +200,16 @@ class TokenManager:
                 self._token = stored
                 return stored
             self._token = self._refresh()
-            self._write_token_file(self._token)
+            try:
+                self._write_token_file(self._token)
+            except OSError as exc:
+                # The new token is valid, so this call goes on with it. Other processes then
+                # refresh on their own until the file can be written again.
+                logger.warning(
+                    "failed to write the Zoho token file, so the new token is kept in memory only",
+                    extra={"token_file": str(self._settings.token_file),
+                           "error": exc.strerror or type(exc).__name__},
+                )
             return self._token
         finally:
             self._file_lock.release()
