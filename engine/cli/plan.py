@@ -1,8 +1,10 @@
-"""`zoho-connector plan EVENT.json`: show the Zoho CRM calls an event would cause.
+"""`zoho-connector plan EVENT.json [EVENT.json ...]`: show the Zoho CRM calls events would cause.
 
-Nothing is sent anywhere. Exit status 0 means a plan was printed, also for an ignored event
-type. Exit status 1 means the event is invalid, its type has no action plan, or the mappings are
-invalid. Exit status 2 is a usage error, such as a file that cannot be read or is not JSON.
+Nothing is sent anywhere. The mappings are loaded once and each file is planned on its own, in
+the order given. Exit status 0 means a plan was printed for every file, also for an ignored
+event type. Exit status 1 means an event is invalid, its type has no action plan, or the
+mappings are invalid. Exit status 2 is a usage error, such as a file that cannot be read or is
+not JSON. With several files the highest of these statuses is returned.
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.planning.plan import Plan
+    from engine.planning.planner import Planner
 
 EXIT_PLANNED = 0
 EXIT_REJECTED = 1
@@ -18,12 +26,21 @@ EXIT_USAGE = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("event", type=Path, metavar="EVENT.json", help="the NSPS event body")
+    parser.add_argument(
+        "events",
+        nargs="+",
+        type=Path,
+        metavar="EVENT.json",
+        help="NSPS event bodies, one event per file",
+    )
     parser.add_argument(
         "--format",
         choices=("text", "json"),
         default="text",
-        help="text for reading, json for tools (default: text)",
+        help="text for reading, json for tools (default: text). With several files, text "
+        "puts a `==> FILE <==` line before each plan, and json prints one array of "
+        '{"file", "plan"} or {"file", "error"} objects, where "error" is null for a file '
+        "that cannot be read as JSON",
     )
     parser.add_argument(
         "--mappings",
@@ -40,19 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.errors import ConnectorError
     from engine.mapping import MappingInvalidError
     from engine.planning.planner import Planner
-    from engine.planning.render import plan_as_dict, plan_as_text
-
-    try:
-        body = json.loads(args.event.read_text(encoding="utf-8"))
-    except OSError as error:
-        print(f"zoho-connector plan: cannot read {args.event}: {error.strerror}", file=sys.stderr)
-        return EXIT_USAGE
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        print(f"zoho-connector plan: {args.event} is not JSON: {error}", file=sys.stderr)
-        return EXIT_USAGE
 
     try:
         planner = Planner.from_directory(args.mappings, args.schemas)
@@ -61,14 +67,78 @@ def run(args: argparse.Namespace) -> int:
             print(finding.as_text(), file=sys.stderr)
         return EXIT_REJECTED
 
+    results = [_plan_file(planner, path) for path in args.events]
+
+    if len(results) == 1:
+        _print_single(results[0], args.format)
+    elif args.format == "json":
+        print(json.dumps([_json_entry(result) for result in results], indent=2,
+                         ensure_ascii=False))
+    else:
+        blocks = [f"==> {result.path} <==\n{_text(result)}" for result in results]
+        print("\n\n".join(blocks))
+    return max(result.status for result in results)
+
+
+@dataclass(frozen=True)
+class _FileResult:
+    """The outcome of planning one event file: a plan, a rejection body, or neither."""
+
+    path: Path
+    status: int
+    plan: Plan | None = None
+    rejection: dict[str, Any] | None = None
+
+
+def _plan_file(planner: Planner, path: Path) -> _FileResult:
+    """Plan one event file. A file that cannot be read or parsed is reported on stderr."""
+    from engine.errors import ConnectorError
+
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        print(f"zoho-connector plan: cannot read {path}: {error.strerror}", file=sys.stderr)
+        return _FileResult(path, EXIT_USAGE)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        print(f"zoho-connector plan: {path} is not JSON: {error}", file=sys.stderr)
+        return _FileResult(path, EXIT_USAGE)
+
     try:
         plan = planner.plan(body)
     except ConnectorError as error:
-        print(json.dumps(error.to_body(), indent=2, ensure_ascii=False))
-        return EXIT_REJECTED
+        return _FileResult(path, EXIT_REJECTED, rejection=error.to_body())
+    return _FileResult(path, EXIT_PLANNED, plan=plan)
 
-    if args.format == "json":
-        print(json.dumps(plan_as_dict(plan), indent=2, ensure_ascii=False))
+
+def _print_single(result: _FileResult, output_format: str) -> None:
+    from engine.planning.render import plan_as_dict
+
+    if result.rejection is not None:
+        print(json.dumps(result.rejection, indent=2, ensure_ascii=False))
+    elif result.plan is not None and output_format == "json":
+        print(json.dumps(plan_as_dict(result.plan), indent=2, ensure_ascii=False))
+    elif result.plan is not None:
+        print(_text(result))
+
+
+def _json_entry(result: _FileResult) -> dict[str, Any]:
+    from engine.planning.render import plan_as_dict
+
+    entry: dict[str, Any] = {"file": str(result.path)}
+    if result.plan is not None:
+        entry["plan"] = plan_as_dict(result.plan)
+    elif result.rejection is not None:
+        entry["error"] = result.rejection
     else:
-        print(plan_as_text(plan))
-    return EXIT_PLANNED
+        entry["error"] = None
+    return entry
+
+
+def _text(result: _FileResult) -> str:
+    from engine.planning.render import plan_as_text
+
+    if result.plan is not None:
+        return plan_as_text(result.plan)
+    if result.rejection is not None:
+        return json.dumps(result.rejection, indent=2, ensure_ascii=False)
+    return "not planned: the file cannot be read as JSON (see the message above)"

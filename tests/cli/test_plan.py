@@ -174,3 +174,44 @@ def test_unreadable_event_is_a_usage_error(
 
     assert status == 2
     assert message in capsys.readouterr().err
+
+
+def test_several_files_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    first = PUBLISHED_EXAMPLE / "event.json"
+    second = GOLDEN / "sim-replaced-without-prev-sim" / "event.json"
+
+    status = main(["plan", str(first), str(second)])
+
+    output = capsys.readouterr().out
+    assert status == 0
+    assert output.startswith(f"==> {first} <==\n{PUBLISHED_PLAN_TEXT}\n==> {second} <==\n")
+    assert output.count("==> ") == 2
+
+
+def test_several_files_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    planned = PUBLISHED_EXAMPLE / "event.json"
+    rejected = write_event(tmp_path, {"event_id": "3e84c79f-ab6f-4546-8e27-0b6ab866f1fb"})
+    expected_plan = json.loads(
+        (PUBLISHED_EXAMPLE / "expected-plan.json").read_text(encoding="utf-8")
+    )
+
+    status = main(["plan", str(planned), str(rejected), "--format", "json"])
+
+    output = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert [entry["file"] for entry in output] == [str(planned), str(rejected)]
+    assert output[0] == {"file": str(planned), "plan": expected_plan}
+    assert output[1]["error"]["message"] == "Invalid event: data: field required"
+
+
+def test_several_files_unreadable_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.json"
+
+    status = main(["plan", str(PUBLISHED_EXAMPLE / "event.json"), str(missing)])
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert f"cannot read {missing}" in captured.err
+    assert captured.out.startswith(f"==> {PUBLISHED_EXAMPLE / 'event.json'} <==\n")
