@@ -1,7 +1,8 @@
 """`zoho-connector serve`: serve the NSPS webhook on waitress until SIGTERM or SIGINT.
 
 Exit status: 0 after a graceful shutdown, 1 when the mapping or schema files are invalid,
-2 when the configuration is invalid, 3 when the address to listen on is taken or invalid.
+2 when the configuration is invalid or a file it names (`LOG_DIR`, `JOURNAL_PATH`, `LOCK_DIR`)
+cannot be written, 3 when the address to listen on is taken or invalid.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.mapping.findings import MappingInvalidError
     from engine.service.logs import configure_logging
     from engine.service.server import ServiceServer
-    from engine.service.wiring import build_service
+    from engine.service.wiring import ServiceStartError, build_service
 
     try:
         settings = Settings.from_env(env_file=args.env_file, sandbox=args.sandbox)
@@ -102,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_INVALID_MAPPINGS
+        except ServiceStartError as error:
+            print(f"zoho-connector: not serving: {error}", file=sys.stderr)
+            return EXIT_INVALID_CONFIG
 
         try:
             try:

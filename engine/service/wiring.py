@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import falcon
 
@@ -13,6 +16,10 @@ from engine.service.app import create_app
 from engine.zoho.settings import ZohoSettings
 
 logger = logging.getLogger("engine.service")
+
+
+class ServiceStartError(Exception):
+    """Failure to open or write a file or directory that a setting names."""
 
 
 @dataclass
@@ -52,11 +59,13 @@ def zoho_settings(settings: Settings) -> ZohoSettings:
 def build_service(settings: Settings) -> Service:
     """Construct every component and the app around them.
 
-    Raises `engine.mapping.MappingInvalidError` when the mapping or schema files have findings;
-    nothing is left open in that case.
+    Raises `engine.mapping.MappingInvalidError` when the mapping or schema files have findings,
+    and `ServiceStartError` when `JOURNAL_PATH` or `LOCK_DIR` cannot be opened or written.
+    Nothing is left open in either case.
     """
     from engine.delivery.processor import EventProcessor
     from engine.journal import SqliteJournal
+    from engine.journal.sqlite import JournalSchemaError
     from engine.planning.planner import Planner
     from engine.runner import Runner
     from engine.zoho.client import ZohoClient
@@ -69,17 +78,50 @@ def build_service(settings: Settings) -> Service:
     client = ZohoClient(zoho_settings(settings))
     service._closers.append(client.close)
     try:
-        journal = SqliteJournal(settings.journal_path)
+        try:
+            journal = SqliteJournal(settings.journal_path)
+        except JournalSchemaError as error:
+            raise ServiceStartError(str(error)) from error
+        except (OSError, sqlite3.Error) as error:
+            raise _not_writable("JOURNAL_PATH", settings.journal_path, error) from error
         service._closers.append(journal.close)
-        processor = EventProcessor(
-            planner,
-            Runner(client),
-            journal,
-            budget_seconds=settings.event_time_budget_seconds,
-            lock_dir=settings.lock_dir,
-        )
+
+        try:
+            processor = EventProcessor(
+                planner,
+                Runner(client),
+                journal,
+                budget_seconds=settings.event_time_budget_seconds,
+                lock_dir=settings.lock_dir,
+            )
+            _check_writable_directory(settings.lock_dir)
+        except OSError as error:
+            raise _not_writable("LOCK_DIR", settings.lock_dir, error) from error
         service.app = create_app(settings, processor=processor, readiness=client.check_ready)
     except BaseException:
         service.close()
         raise
     return service
+
+
+def _check_writable_directory(directory: Path) -> None:
+    """Create and delete a file in `directory`; raise `OSError` when that fails.
+
+    A real write covers permissions, ACLs and read-only mounts alike, unlike `os.access`.
+    """
+    with tempfile.TemporaryFile(dir=directory):
+        pass
+
+
+def _not_writable(variable: str, path: Path, error: Exception) -> ServiceStartError:
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        # `mkdir` reports a regular file in the path as "File exists" or "Not a directory".
+        reason = "a part of the path is a file, not a directory"
+    elif isinstance(error, OSError) and error.strerror:
+        reason = error.strerror
+    else:
+        reason = str(error)
+    return ServiceStartError(
+        f"{variable}={str(path)!r} cannot be opened: {reason}; set {variable} to a writable "
+        "path on a local disk"
+    )

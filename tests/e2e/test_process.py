@@ -8,11 +8,12 @@ import queue
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,99 @@ def test_invalid_configuration_exits_2(
     assert finished.returncode == 2
     assert expected in finished.stderr
     assert emulator.state.client_secret not in finished.stderr
+
+
+def write_not_a_database(path: Path) -> None:
+    path.write_text("this is not an SQLite file\n" * 100)
+
+
+def write_newer_journal(path: Path) -> None:
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA user_version = 999")
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "relative_path", "prepare", "expected"),
+    [
+        pytest.param(
+            "JOURNAL_PATH",
+            "a-file/journal.sqlite3",
+            None,
+            "JOURNAL_PATH='{path}' cannot be opened: a part of the path is a file, not a "
+            "directory; set JOURNAL_PATH to a writable path on a local disk",
+            id="journal under a regular file",
+        ),
+        pytest.param(
+            "JOURNAL_PATH",
+            "journal.sqlite3",
+            write_not_a_database,
+            "JOURNAL_PATH='{path}' cannot be opened: file is not a database; set JOURNAL_PATH "
+            "to a writable path on a local disk",
+            id="journal not an SQLite file",
+        ),
+        pytest.param(
+            "JOURNAL_PATH",
+            "journal.sqlite3",
+            write_newer_journal,
+            "journal {path} has schema version 999, newer than",
+            id="journal from a newer connector",
+        ),
+        pytest.param(
+            "LOCK_DIR",
+            "a-file/locks",
+            None,
+            "LOCK_DIR='{path}' cannot be opened: a part of the path is a file, not a "
+            "directory; set LOCK_DIR to a writable path on a local disk",
+            id="lock directory under a regular file",
+        ),
+    ],
+)
+def test_unusable_state_path_exits_2(
+    emulator: EmulatorServer,
+    tmp_path: Path,
+    variable: str,
+    relative_path: str,
+    prepare: Callable[[Path], None] | None,
+    expected: str,
+) -> None:
+    (tmp_path / "a-file").write_text("a regular file, not a directory\n")
+    path = tmp_path / relative_path
+    if prepare is not None:
+        prepare(path)
+    env = service_env(emulator, tmp_path, **{variable: str(path)})
+
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--env-file", os.devnull],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 2
+    assert expected.format(path=path) in finished.stderr
+    assert "Traceback" not in finished.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to a directory without write bits")
+def test_read_only_lock_dir_exits_2(emulator: EmulatorServer, tmp_path: Path) -> None:
+    lock_dir = tmp_path / "locks"
+    lock_dir.mkdir(mode=0o500)
+    env = service_env(emulator, tmp_path, LOCK_DIR=str(lock_dir))
+
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--env-file", os.devnull],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 2
+    assert f"LOCK_DIR='{lock_dir}' cannot be opened: Permission denied" in finished.stderr
 
 
 def test_invalid_mappings_exit_1_with_findings(emulator: EmulatorServer, tmp_path: Path) -> None:
