@@ -15,6 +15,7 @@ from engine.config import Settings
 from engine.service.errors import install_error_handlers
 from engine.service.middleware import (
     BearerAuthMiddleware,
+    OptionsMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -44,6 +45,7 @@ def create_app(
                 expose_headers=["X-B3-TraceId", "X-Request-Id", "Retry-After"],
             )
         )
+    middleware.append(OptionsMiddleware(settings.cors_origins))
     middleware.append(BearerAuthMiddleware(settings.api_token))
 
     app = falcon.App(middleware=middleware)

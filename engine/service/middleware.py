@@ -1,4 +1,4 @@
-"""Falcon middleware: request ids and access log, Bearer authentication, response headers."""
+"""Falcon middleware: request ids and access log, Bearer authentication, OPTIONS, headers."""
 
 from __future__ import annotations
 
@@ -87,6 +87,36 @@ class BearerAuthMiddleware:
             raise AuthenticationError("Authorization header is not of the form 'Bearer <token>'")
         if not hmac.compare_digest(token.strip().encode("utf-8"), self._expected):
             raise AuthenticationError("invalid Bearer token")
+
+
+class OptionsMiddleware:
+    """Reject `OPTIONS` with 405 unless it is a CORS preflight from an allowed origin.
+
+    Falcon responds to `OPTIONS` on every route with an empty 200 by default. The service serves
+    `OPTIONS` only for CORS, so any other `OPTIONS` request gets the same 405 error body as
+    every other method a route does not serve.
+    """
+
+    def __init__(self, cors_origins: tuple[str, ...]) -> None:
+        self._cors_origins = frozenset(cors_origins)
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        if req.method != "OPTIONS" or resource is None or self._is_allowed_preflight(req):
+            return
+        allowed = [
+            method
+            for method in falcon.constants.COMBINED_METHODS
+            if method != "OPTIONS" and hasattr(resource, f"on_{method.lower()}")
+        ]
+        raise falcon.HTTPMethodNotAllowed(allowed)
+
+    def _is_allowed_preflight(self, req: falcon.Request) -> bool:
+        origin = req.get_header("Origin")
+        if not origin or not req.get_header("Access-Control-Request-Method"):
+            return False
+        return "*" in self._cors_origins or origin in self._cors_origins
 
 
 class SecurityHeadersMiddleware:

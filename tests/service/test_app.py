@@ -136,6 +136,82 @@ def test_wrong_method_is_405(client: falcon.testing.TestClient, method: str) -> 
     }
 
 
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        pytest.param("/process-event", "POST", id="event endpoint"),
+        pytest.param("/health", "GET, HEAD", id="health"),
+        pytest.param("/ready", "GET", id="readiness"),
+        pytest.param("/metrics", "GET", id="metrics"),
+    ],
+)
+def test_options_is_405(client: falcon.testing.TestClient, path: str, allowed: str) -> None:
+    result = client.simulate_options(path)
+
+    assert result.status_code == 405
+    assert result.headers["Allow"] == allowed
+    assert result.json == {
+        "message": f"method OPTIONS is not allowed on {path}: use {allowed}",
+        "error": "Method not allowed",
+        "type": "VALIDATION_ERROR",
+        "code": "method_not_allowed",
+    }
+
+
+@pytest.mark.parametrize(
+    ("cors_origins", "headers"),
+    [
+        pytest.param(
+            (),
+            {"Origin": "http://localhost:8080", "Access-Control-Request-Method": "POST"},
+            id="preflight with CORS closed",
+        ),
+        pytest.param(
+            ("http://localhost:8080",),
+            {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+            id="preflight from another origin",
+        ),
+        pytest.param(
+            ("http://localhost:8080",),
+            {"Origin": "http://localhost:8080"},
+            id="options without a requested method",
+        ),
+    ],
+)
+def test_options_not_allowed_preflight_is_405(
+    make_client: Any, cors_origins: tuple[str, ...], headers: dict[str, str]
+) -> None:
+    client = make_client(cors_origins=cors_origins)
+
+    result = client.simulate_options("/process-event", headers=headers)
+
+    assert result.status_code == 405
+
+
+@pytest.mark.parametrize(
+    "cors_origins",
+    [
+        pytest.param(("http://localhost:8080",), id="listed origin"),
+        pytest.param(("*",), id="any origin"),
+    ],
+)
+def test_cors_preflight_is_answered(make_client: Any, cors_origins: tuple[str, ...]) -> None:
+    client = make_client(cors_origins=cors_origins)
+
+    result = client.simulate_options(
+        "/process-event",
+        headers={
+            "Origin": "http://localhost:8080",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+
+    assert result.status_code == 200
+    assert result.headers["Access-Control-Allow-Methods"] == "POST"
+    assert result.headers["Access-Control-Allow-Headers"] == "authorization, content-type"
+
+
 def test_wrong_method_without_token_is_405(client: falcon.testing.TestClient) -> None:
     result = client.simulate_get("/process-event")
 
