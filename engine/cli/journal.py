@@ -126,9 +126,10 @@ def run_replay(args: argparse.Namespace) -> int:
 def _replay_targets(args: argparse.Namespace, journal: Any) -> list[str]:
     if not args.failed:
         return [args.event_id]
-    entries = journal.list_events(unfinished_only=True, limit=args.limit)
-    # Oldest first, so that the ordering check meets the events in the order they happened.
-    return [entry.event_id for entry in reversed(entries)]
+    # Oldest first, so that the ordering check meets the events in the order they happened
+    # and `--limit N` replays the N oldest.
+    entries = journal.list_events(unfinished_only=True, limit=args.limit, oldest_first=True)
+    return [entry.event_id for entry in entries]
 
 
 def _replay_all(processor: EventProcessor, event_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -185,10 +185,12 @@ class Journal(ABC):
         unfinished_only: bool = False,
         since: datetime | None = None,
         limit: int | None = None,
+        oldest_first: bool = False,
     ) -> list[JournalEntry]:
         """Return events newest first by first arrival, without their bodies.
 
         `unfinished_only` keeps events that failed or never finished (received, in progress).
+        `oldest_first` sorts oldest first instead, so `limit` keeps the oldest events.
         """
 
     @abstractmethod

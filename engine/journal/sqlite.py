@@ -358,6 +358,7 @@ class SqliteJournal(Journal):
         unfinished_only: bool = False,
         since: datetime | None = None,
         limit: int | None = None,
+        oldest_first: bool = False,
     ) -> list[JournalEntry]:
         conditions: list[str] = []
         parameters: list[Any] = []
@@ -368,7 +369,11 @@ class SqliteJournal(Journal):
             conditions.append("received_at >= ?")
             parameters.append(_time_text(since))
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        query = f"SELECT {EVENT_COLUMNS} FROM events {where} ORDER BY received_at DESC, event_id"  # noqa: S608
+        direction = "ASC" if oldest_first else "DESC"
+        query = (
+            f"SELECT {EVENT_COLUMNS} FROM events {where} "  # noqa: S608
+            f"ORDER BY received_at {direction}, event_id"
+        )
         if limit is not None:
             query += " LIMIT ?"
             parameters.append(limit)

@@ -148,6 +148,25 @@ def test_replay_failed_events(stack: Stack, capsys: pytest.CaptureFixture[str]) 
     assert stack.journal.list_events(unfinished_only=True) == []
 
 
+def test_replay_failed_limit_takes_oldest(stack: Stack, emulator: EmulatorServer,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    emulator.add_fault(kind="status", status=503, count=1000, operation="upsert")
+    with pytest.raises(ZohoUnavailableError):
+        stack.processor.process(make_event("broken-2", "SIM/Created", at=timedelta(seconds=9),
+                                           i_sim_card=4001))
+    emulator.clear_faults()
+
+    status, replayed = run_json(capsys, "replay", "--failed", "--limit", "1")
+    newer = stack.journal.get(eid("broken-2"))
+
+    assert status == 0
+    assert [(item["event_id"], item["outcome"]) for item in replayed] == [  # type: ignore[union-attr]
+        (eid("broken"), "processed")
+    ]
+    assert newer is not None
+    assert newer.outcome == "failed"
+
+
 def test_replay_finished_event_is_duplicate(stack: Stack, emulator: EmulatorServer,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     emulator.clear_log()

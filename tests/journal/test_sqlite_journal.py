@@ -286,6 +286,20 @@ def test_list_filters(journal: SqliteJournal) -> None:
     assert len(journal.list_events(limit=2)) == 2
 
 
+def test_list_oldest_first(journal: SqliteJournal) -> None:
+    for event_id in ("first", "second", "third"):
+        journal.fail(facts(event_id), error_code="zoho_unavailable", error_message="down",
+                     count_attempt=True)
+
+    oldest = journal.list_events(oldest_first=True)
+    oldest_two = journal.list_events(unfinished_only=True, limit=2, oldest_first=True)
+    newest_two = journal.list_events(unfinished_only=True, limit=2)
+
+    assert [entry.event_id for entry in oldest] == ["first", "second", "third"]
+    assert [entry.event_id for entry in oldest_two] == ["first", "second"]
+    assert [entry.event_id for entry in newest_two] == ["third", "second"]
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
