@@ -16,6 +16,7 @@ from engine.errors import (
     ConnectorError,
     ErrorDetail,
     EventValidationError,
+    NoActionPlanError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
@@ -220,12 +221,13 @@ def _log_value(value: Any) -> str | None:
 
 
 def _count_failed_event(error: Exception, seconds: float) -> None:
-    # An event the service rejects as invalid may carry any event type, so it is counted under
-    # "invalid" to keep the number of label values bounded.
-    if isinstance(error, ConnectorError) and error.status < 429:
+    # An event that fails validation or has no action plan may carry any event type, so it is
+    # counted under "invalid" to keep the number of label values bounded. Every other
+    # ConnectorError comes after planning, so its event type is one the mappings know.
+    if isinstance(error, (EventValidationError, NoActionPlanError)):
         event_type = "invalid"
     else:
-        event_type = context.current().get("event_type", "invalid")
+        event_type = context.current().get("event_type") or "invalid"
     EVENTS.labels(event_type=event_type, outcome="failed").inc()
     EVENT_SECONDS.labels(event_type=event_type).observe(seconds)
 

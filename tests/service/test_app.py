@@ -15,11 +15,13 @@ from engine.errors import (
     EventValidationError,
     NoActionPlanError,
     RateLimitError,
+    RecordNotFoundError,
     ZohoAuthError,
     ZohoDataError,
     ZohoRateLimitError,
     ZohoUnavailableError,
 )
+from engine.metrics import REGISTRY
 
 from .conftest import API_TOKEN, Readiness, RecordingProcessor
 
@@ -408,6 +410,39 @@ def test_processor_error_becomes_its_response(
     assert result.json["type"] == error_type
     assert result.json == error.to_body()  # type: ignore[attr-defined]
     assert result.headers.get("Retry-After") == retry_after
+
+
+def failed_count(event_type: str) -> float:
+    labels = {"event_type": event_type, "outcome": "failed"}
+    return REGISTRY.get_sample_value("connector_events_total", labels) or 0.0
+
+
+@pytest.mark.parametrize(
+    ("error", "event_type"),
+    [
+        pytest.param(EventValidationError("bad"), "invalid", id="invalid event"),
+        pytest.param(NoActionPlanError("no plan"), "invalid", id="no action plan"),
+        pytest.param(ZohoDataError("rejected"), "SIM/Updated", id="zoho rejected the data"),
+        pytest.param(RecordNotFoundError("no record"), "SIM/Updated", id="record not found"),
+        pytest.param(RateLimitError("busy"), "SIM/Updated", id="record locks busy"),
+        pytest.param(ZohoUnavailableError("down"), "SIM/Updated", id="zoho unavailable"),
+    ],
+)
+def test_failed_event_metric_label(
+    client: falcon.testing.TestClient,
+    processor: RecordingProcessor,
+    error: Exception,
+    event_type: str,
+) -> None:
+    other_type = "SIM/Updated" if event_type == "invalid" else "invalid"
+    before = failed_count(event_type)
+    other_before = failed_count(other_type)
+    processor.error = error
+
+    post_event(client)
+
+    assert failed_count(event_type) == before + 1
+    assert failed_count(other_type) == other_before
 
 
 def test_unexpected_error_is_500_without_trace(
