@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.emulator import EmulatorServer
 from engine.runner import Runner
@@ -279,13 +280,26 @@ def test_ready_when_zoho_reachable(stack: Stack) -> None:
     assert response.json()["zoho"]["token"] == "ok"
 
 
+def served_sample(url: str, name: str, labels: dict[str, str]) -> float:
+    """Return one sample that `GET /metrics` serves, or 0 when it is absent."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
 def test_metrics_after_an_event(stack: Stack) -> None:
+    events = ("connector_events_total", {"event_type": "SIM/Updated", "outcome": "processed"})
+    upserts = ("connector_zoho_calls_total", {"operation": "upsert", "status": "200"})
+    events_before = served_sample(stack.url, *events)
+    upserts_before = served_sample(stack.url, *upserts)
+
     stack.post(load_example("sim-updated.json"))
 
-    text = requests.get(f"{stack.url}/metrics", timeout=10).text
-
-    assert 'connector_events_total{event_type="SIM/Updated",outcome="processed"}' in text
-    assert 'connector_zoho_calls_total{operation="upsert",status="200"}' in text
+    assert served_sample(stack.url, *events) == events_before + 1
+    assert served_sample(stack.url, *upserts) == upserts_before + 2
 
 
 def chunks_of(data: bytes, size: int = 65536) -> Iterator[bytes]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import falcon.testing
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.errors import (
     ErrorDetail,
@@ -542,14 +543,25 @@ def test_not_ready_is_503(client: falcon.testing.TestClient, readiness: Readines
     }
 
 
+def served_sample(text: str, name: str, labels: dict[str, str]) -> float:
+    """Return one sample of a `/metrics` response body, or 0 when it is absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
 def test_metrics_count_events(client: falcon.testing.TestClient) -> None:
+    labels = {"event_type": "SIM/Updated", "outcome": "processed"}
+    before = served_sample(client.simulate_get("/metrics").text, "connector_events_total", labels)
     post_event(client)
 
     result = client.simulate_get("/metrics")
 
     assert result.status_code == 200
     assert result.headers["Content-Type"].startswith("text/plain; version=")
-    assert 'connector_events_total{event_type="SIM/Updated",outcome="processed"}' in result.text
+    assert served_sample(result.text, "connector_events_total", labels) == before + 1
 
 
 def test_summary_and_access_log_lines(
