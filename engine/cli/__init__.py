@@ -17,7 +17,7 @@ from engine import __version__
 
 # subcommand -> (module in this package, help text)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("serve", "serve the NSPS webhook (add --sandbox to run against the bundled emulator)"),
+    "serve": ("serve", "serve the NSPS webhook (--sandbox runs against the bundled emulator)"),
     "validate": ("validate", "check mapping and schema files; exit 1 when there are findings"),
     "plan": ("plan", "show the Zoho CRM calls an event would cause, without network access"),
     "emulator": ("emulator", "run the local Zoho CRM emulator"),
