@@ -1,7 +1,8 @@
 """Rendering a plan for people and for tools: the `plan` command's text and JSON output.
 
-The Zoho operation shown per step is the one the runner is built to send; the planner itself
-calls nothing.
+The Zoho calls shown per step follow `step_route`, the decision the runner makes. The first
+line is the normal path; the alternatives describe in words when other calls happen. The planner
+itself calls nothing.
 """
 
 from __future__ import annotations
@@ -11,32 +12,86 @@ from typing import Any
 
 from engine.events.paths import format_path
 from engine.planning.plan import Action, Plan, Step, Strategy, WhenAbsent
+from engine.planning.routes import Route, absent_record_behaviour, step_route, writes_found_record
+from engine.zoho.criteria import equals_criteria
+from engine.zoho.settings import ZohoSettings
 
-API_PREFIX = "/crm/v8"
+API_PREFIX = f"/crm/{ZohoSettings.api_version}"
 
 
 def describe_operation(step: Step) -> str:
-    """Return the Zoho call(s) a step causes, e.g. `POST /crm/v8/Contacts/upsert ...`."""
-    module = step.module
-    if step.skip_reason is not None:
+    """Return the Zoho calls of a step on its normal path, e.g. `POST /crm/v8/Contacts/upsert ...`.
+
+    The normal path assumes that the journal stores no record id for the step and that Zoho
+    accepts the first write; `describe_alternatives` describes what happens otherwise.
+    """
+    route = step_route(step)
+    if route is Route.NONE:
         return "no call (skipped)"
-    if step.action is Action.CREATE:
-        return f"POST {API_PREFIX}/{module}"
+    if route is Route.INSERT:
+        return f"POST {API_PREFIX}/{step.module}"
+    if route is Route.UPSERT:
+        return _upsert_call(step)
     if step.match is None:
         return "no call (no record to match)"
 
-    writes = step.action is not Action.FIND
-    creates = step.when_absent is WhenAbsent.CREATE
-    if step.strategy is Strategy.UPSERT and writes and creates:
-        fields = ",".join(step.duplicate_check_fields)
-        return f"POST {API_PREFIX}/{module}/upsert duplicate_check_fields=[{fields}]"
+    criteria = equals_criteria(step.match.field, step.match.value)
+    search = f"GET {API_PREFIX}/{step.module}/search?criteria={criteria} (exact re-check)"
+    absent = _absent_record_calls(step)
+    if step.action is Action.FIND:
+        return f"{search}; absent: {absent}"
+    found = "no write"
+    if writes_found_record(step):
+        found = f"PUT {API_PREFIX}/{step.module} with the record id"
+    return f"{search}; found: {found}; absent: {absent}"
 
-    criteria = f"({step.match.field}:equals:{_criteria_value(step.match.value)})"
-    search = f"GET {API_PREFIX}/{module}/search?criteria={criteria} (exact re-check)"
-    if not writes:
-        return f"{search}; absent: {step.when_absent}"
-    absent = f"POST {API_PREFIX}/{module}" if creates else str(step.when_absent)
-    return f"{search}; found: PUT {API_PREFIX}/{module}/{{id}}; absent: {absent}"
+
+def describe_alternatives(step: Step) -> list[str]:
+    """Return, in words, the Zoho calls a step makes when it leaves its normal path."""
+    route = step_route(step)
+    module = step.module
+    creates = absent_record_behaviour(step) is WhenAbsent.CREATE
+    alternatives: list[str] = []
+
+    if route is Route.LOOKUP:
+        alternatives.append(
+            f"when the journal stores the record's id: GET {API_PREFIX}/{module}/{{id}} first, "
+            "and the search only if that record is gone or its key changed"
+        )
+    if route is Route.LOOKUP and creates and step.strategy is Strategy.SEARCH and step.match:
+        alternatives.append(
+            f"when the insert fails with DUPLICATE_DATA on {step.match.field}, because the "
+            f"search missed a new record: PUT {API_PREFIX}/{module} updates that record"
+        )
+
+    upserts = route is Route.UPSERT or (
+        route is Route.LOOKUP and creates and step.strategy is Strategy.UPSERT
+    )
+    create_only = ", ".join(value.field for value in step.fields if value.on_create_only)
+    if upserts and create_only:
+        alternatives.append(
+            f"when Zoho answers MANDATORY_NOT_FOUND for {create_only}, which is written on "
+            f"create only: the upsert is sent again with {create_only}"
+        )
+        alternatives.append(
+            f"when the upsert inserts the record: PUT {API_PREFIX}/{module} writes "
+            f"{create_only} to it by id"
+        )
+    return alternatives
+
+
+def _upsert_call(step: Step) -> str:
+    fields = ",".join(step.duplicate_check_fields)
+    return f"POST {API_PREFIX}/{step.module}/upsert duplicate_check_fields=[{fields}]"
+
+
+def _absent_record_calls(step: Step) -> str:
+    behaviour = absent_record_behaviour(step)
+    if behaviour is not WhenAbsent.CREATE:
+        return str(behaviour)
+    if step.strategy is Strategy.UPSERT:
+        return _upsert_call(step)
+    return f"POST {API_PREFIX}/{step.module}"
 
 
 def plan_as_dict(plan: Plan) -> dict[str, Any]:
@@ -65,10 +120,12 @@ def plan_as_text(plan: Plan) -> str:
     for number, step in enumerate(plan.steps, start=1):
         lines.append("")
         lines.append(f"{number}. {step.id}: {step.action} {step.module} ({step.strategy})")
-        lines.append(f"   {describe_operation(step)}")
         if step.skip_reason is not None:
+            lines.append(f"   {describe_operation(step)}")
             lines.append(f"   skipped: {step.skip_reason}")
             continue
+        lines.append(f"   normal path: {describe_operation(step)}")
+        lines.extend(f"   otherwise, {text}" for text in describe_alternatives(step))
         if step.match is not None:
             lines.append(f"   match {step.match.field} = {_json(step.match.value)}")
         for value in step.fields:
@@ -88,6 +145,7 @@ def _step_as_dict(step: Step) -> dict[str, Any]:
         "module": step.module,
         "strategy": str(step.strategy),
         "operation": describe_operation(step),
+        "alternatives": describe_alternatives(step),
         "match": None
         if step.match is None
         else {
@@ -118,9 +176,3 @@ def _source(path: tuple[str | int, ...] | None) -> str | None:
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
-
-def _criteria_value(value: Any) -> str:
-    text = str(value)
-    for character in ("\\", "(", ")", ","):
-        text = text.replace(character, "\\" + character)
-    return text

@@ -19,7 +19,11 @@ PUBLISHED_PLAN_TEXT = """\
 event 3e84c79f-ab6f-4546-8e27-0b6ab866f1fb SIM/Updated (2025-03-12T16:47:30.443939+00:00)
 
 1. contact: find_or_create Contacts (upsert)
-   POST /crm/v8/Contacts/upsert duplicate_check_fields=[I_PB]
+   normal path: POST /crm/v8/Contacts/upsert duplicate_check_fields=[I_PB]
+   otherwise, when Zoho answers MANDATORY_NOT_FOUND for Last_Name, which is written on create \
+only: the upsert is sent again with Last_Name
+   otherwise, when the upsert inserts the record: PUT /crm/v8/Contacts writes Last_Name to it \
+by id
    match I_PB = "79123456789@msisdn"
    Last_Name = "79123456789@msisdn"  (on create only)  <- pb_data.account_info.id
    Bill_Status_PB = "Open"  <- pb_data.account_info.bill_status
@@ -30,7 +34,7 @@ event 3e84c79f-ab6f-4546-8e27-0b6ab866f1fb SIM/Updated (2025-03-12T16:47:30.4439
    I_PB = "79123456789@msisdn"  <- pb_data.account_info.id
 
 2. sim: find_or_create SIM_Cards (upsert)
-   POST /crm/v8/SIM_Cards/upsert duplicate_check_fields=[I_SIM_Card]
+   normal path: POST /crm/v8/SIM_Cards/upsert duplicate_check_fields=[I_SIM_Card]
    match I_SIM_Card = 3793
    I_SIM_Card = 3793  <- pb_data.sim_info.i_sim_card
    IMSI = "001010000020349"  <- pb_data.sim_info.imsi
