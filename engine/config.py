@@ -27,6 +27,7 @@ DEFAULT_PORT = 3000
 DEFAULT_ACCOUNTS_URL = "https://accounts.zoho.eu"
 DEFAULT_API_DOMAIN = "https://www.zohoapis.eu"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_JOURNAL_PATH = Path("var/journal.sqlite3")
 
 ENVIRONMENTS = ("development", "production", "test")
 
@@ -85,7 +86,7 @@ class Settings:
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     event_time_budget_seconds: float = 20.0
-    journal_path: Path = Path("var/journal.sqlite3")
+    journal_path: Path = DEFAULT_JOURNAL_PATH
     lock_dir: Path = Path("var/locks")
     mappings_dir: Path | None = None
     schemas_dir: Path | None = None
@@ -113,6 +114,7 @@ class Settings:
         env_file: Path | None = Path(".env"),
         *,
         sandbox: bool = False,
+        require_secrets: bool = True,
     ) -> Settings:
         """Read and check the settings; raise `ConfigError` listing every problem.
 
@@ -122,6 +124,8 @@ class Settings:
         Then the Zoho credentials are not required and a missing `API_TOKEN` is generated.
         Otherwise each missing Zoho credential is a problem, in every environment, so a
         deployment never responds to NSPS with success while writing to an in-memory emulator.
+        With `require_secrets` false, a missing `API_TOKEN` or Zoho credential is no problem,
+        for commands that only read the journal.
         """
         variables = _merge_env_file(os.environ if environ is None else environ, env_file)
         reader = _Reader(variables)
@@ -131,7 +135,7 @@ class Settings:
         production = environment == "production"
 
         sandbox = reader.boolean("SANDBOX", default=False) or sandbox
-        if not sandbox:
+        if not sandbox and require_secrets:
             for name in _ZOHO_CREDENTIALS:
                 if not reader.text(name):
                     reader.problems.append(
@@ -145,9 +149,11 @@ class Settings:
             api_token = secrets.token_urlsafe(32)
             api_token_generated = True
         elif not api_token:
-            reader.problems.append(
-                "API_TOKEN is missing: set it to the Bearer token configured in the NSPS handler"
-            )
+            if require_secrets:
+                reader.problems.append(
+                    "API_TOKEN is missing: set it to the Bearer token configured in the NSPS "
+                    "handler"
+                )
         elif len(api_token) < 16:
             reader.warnings.append(
                 "API_TOKEN is shorter than 16 characters: use a long random token, for example "
@@ -194,7 +200,7 @@ class Settings:
             event_time_budget_seconds=reader.number(
                 "EVENT_TIME_BUDGET_SECONDS", default=20.0, minimum=1.0, maximum=600.0
             ),
-            journal_path=reader.path("JOURNAL_PATH", default=Path("var/journal.sqlite3")),
+            journal_path=reader.path("JOURNAL_PATH", default=DEFAULT_JOURNAL_PATH),
             lock_dir=reader.path("LOCK_DIR", default=Path("var/locks")),
             mappings_dir=reader.optional_path("MAPPINGS_DIR"),
             schemas_dir=reader.optional_path("SCHEMAS_DIR"),

@@ -1,21 +1,24 @@
 """`zoho-connector events` and `zoho-connector replay`: read the journal and re-run events.
 
-Both read the journal at `--journal`, else `JOURNAL_PATH` (from the environment or `.env`),
-else `var/journal.sqlite3`. `replay` also needs the service configuration (`ZOHO_CRM_*`,
-`MAPPINGS_DIR`, ...) because it runs events through the same processor as the service.
+Both read the configuration as `serve` does, from the environment and the `--env-file` file,
+and use the journal at `--journal`, else `JOURNAL_PATH`, else `var/journal.sqlite3`. `events`
+needs neither `API_TOKEN` nor the Zoho credentials. `replay` needs the service configuration
+(`ZOHO_CRM_*`, `MAPPINGS_DIR`, ...) because it runs events through the same processor as the
+service.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from engine.config import DEFAULT_JOURNAL_PATH, ConfigError, Settings
 
 if TYPE_CHECKING:
     from engine.delivery.processor import EventProcessor
@@ -25,7 +28,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-DEFAULT_JOURNAL_PATH = Path("var/journal.sqlite3")
 DEFAULT_LIMIT = 50
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -56,7 +58,11 @@ def add_events_arguments(parser: argparse.ArgumentParser) -> None:
 def run_events(args: argparse.Namespace) -> int:
     from engine.journal import SqliteJournal
 
-    journal_path = _journal_path(args)
+    try:
+        journal_path = _journal_path(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if not journal_path.exists():
         return _journal_missing(journal_path)
     journal = SqliteJournal(journal_path)
@@ -92,14 +98,18 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from engine.config import ConfigError
     from engine.mapping import MappingInvalidError
 
-    journal_path = _journal_path(args)
+    try:
+        journal_path = _journal_path(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if not journal_path.exists():
         return _journal_missing(journal_path)
     try:
-        processor, close = _build_processor(journal_path)
+        settings = Settings.from_env(env_file=args.env_file)
+        processor, close = _build_processor(settings, journal_path)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -161,9 +171,8 @@ def _replay_all(processor: EventProcessor, event_ids: Sequence[str]) -> list[dic
     return outcomes
 
 
-def _build_processor(journal_path: Path) -> tuple[EventProcessor, Any]:
+def _build_processor(settings: Settings, journal_path: Path) -> tuple[EventProcessor, Any]:
     """Build the processor exactly as the service does, with the journal at `journal_path`."""
-    from engine.config import Settings
     from engine.delivery.processor import EventProcessor
     from engine.journal import SqliteJournal
     from engine.planning.planner import Planner
@@ -171,10 +180,7 @@ def _build_processor(journal_path: Path) -> tuple[EventProcessor, Any]:
     from engine.service.wiring import zoho_settings
     from engine.zoho.client import ZohoClient
 
-    settings = Settings.from_env()
     if settings.sandbox:
-        from engine.config import ConfigError
-
         raise ConfigError([
             "SANDBOX is true, but replay sends events to the real Zoho CRM org: unset SANDBOX "
             "and set the ZOHO_CRM_* credentials as for `serve`"
@@ -219,6 +225,11 @@ def _add_journal_argument(parser: argparse.ArgumentParser) -> None:
         "--journal", type=Path, default=None, metavar="PATH",
         help=f"journal file (default: JOURNAL_PATH, else {DEFAULT_JOURNAL_PATH})",
     )
+    parser.add_argument(
+        "--env-file", type=Path, default=Path(".env"), metavar="FILE",
+        help="file of environment variables; variables already set in the environment win "
+        "(default: .env)",
+    )
 
 
 def _add_format_argument(parser: argparse.ArgumentParser) -> None:
@@ -229,14 +240,10 @@ def _add_format_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _journal_path(args: argparse.Namespace) -> Path:
+    """Return `--journal`, else the journal path of the configuration; raise `ConfigError`."""
     if args.journal is not None:
         return Path(args.journal)
-    from_env = os.environ.get("JOURNAL_PATH")
-    if not from_env:
-        from dotenv import dotenv_values
-
-        from_env = dotenv_values(".env").get("JOURNAL_PATH") if Path(".env").exists() else None
-    return Path(from_env) if from_env else DEFAULT_JOURNAL_PATH
+    return Settings.from_env(env_file=args.env_file, require_secrets=False).journal_path
 
 
 def _since(text: str) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -72,6 +73,66 @@ def test_events_lists_newest_first(stack: Stack, capsys: pytest.CaptureFixture[s
     assert listed[0]["account_key"] == "79123456789@msisdn"
     assert listed[0]["sim_keys"] == ["4000"]
     assert [step["step"] for step in listed[0]["steps"]] == ["contact"]
+
+
+SECRET_VARIABLES = (
+    "API_TOKEN", "ZOHO_CRM_CLIENT_ID", "ZOHO_CRM_CLIENT_SECRET", "ZOHO_CRM_REFRESH_TOKEN"
+)
+
+
+@pytest.mark.parametrize(
+    ("file_name", "options"),
+    [
+        pytest.param(".env", [], id="default env file"),
+        pytest.param("journal.env", ["--env-file", "journal.env"], id="named env file"),
+    ],
+)
+def test_events_reads_env_file_without_secrets(
+    stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    file_name: str,
+    options: list[str],
+) -> None:
+    for name in (*SECRET_VARIABLES, "JOURNAL_PATH"):
+        monkeypatch.delenv(name)
+    (tmp_path / file_name).write_text(f"JOURNAL_PATH={stack.journal.path}\n")
+
+    status, listed = run_json(capsys, "events", *options)
+
+    assert status == 0
+    assert [item["event_id"] for item in listed] == [eid("broken"), eid("done")]  # type: ignore[union-attr]
+
+
+def test_events_invalid_env_file_is_usage_error(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.env").write_text("PORT=eighty\n")
+
+    status = main(["events", "--env-file", "bad.env"])
+
+    assert status == 2
+    assert "PORT='eighty' is not an integer from 0 to 65535" in capsys.readouterr().err
+
+
+def test_replay_reads_env_file(
+    stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = []
+    for name in (*SECRET_VARIABLES, "JOURNAL_PATH", "ZOHO_CRM_ACCOUNTS_URL",
+                 "ZOHO_CRM_API_DOMAIN"):
+        lines.append(f"{name}={os.environ[name]}")
+        monkeypatch.delenv(name)
+    (tmp_path / "replay.env").write_text("\n".join(lines) + "\n")
+
+    status, replayed = run_json(capsys, "replay", eid("broken"), "--env-file", "replay.env")
+
+    assert status == 0
+    assert [item["outcome"] for item in replayed] == ["processed"]  # type: ignore[union-attr]
 
 
 def test_events_failed_only(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:

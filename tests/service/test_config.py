@@ -327,6 +327,15 @@ def test_explicit_sandbox_in_production() -> None:
     assert settings.api_token_generated is True
 
 
+def test_secrets_optional_for_journal_commands() -> None:
+    settings = load({"JOURNAL_PATH": "/data/journal.db"}, require_secrets=False)
+
+    assert settings.journal_path == Path("/data/journal.db")
+    assert settings.api_token == ""
+    assert settings.sandbox is False
+    assert settings.warnings == ()
+
+
 def test_short_api_token_is_a_warning() -> None:
     settings = load({**BASE, "API_TOKEN": "short"})
 
