@@ -90,11 +90,13 @@ class ZohoClient:
         *,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """`wall_clock` returns Unix time in seconds and decides when a cached token expires."""
         self.settings = settings
         self._owns_session = session is None
         self._session = session if session is not None else _pooled_session(settings)
-        self._tokens = TokenManager(settings, self._session)
+        self._tokens = TokenManager(settings, self._session, clock=wall_clock)
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
         self._policy = RetryPolicy(
             max_retries=settings.max_retries,

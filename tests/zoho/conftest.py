@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -47,8 +48,8 @@ def emulator() -> Iterator[EmulatorServer]:
 def client_factory(emulator: EmulatorServer) -> Iterator[Callable[..., ZohoClient]]:
     clients: list[ZohoClient] = []
 
-    def build(**overrides: Any) -> ZohoClient:
-        client = ZohoClient(make_settings(emulator, **overrides))
+    def build(*, wall_clock: Callable[[], float] = time.time, **overrides: Any) -> ZohoClient:
+        client = ZohoClient(make_settings(emulator, **overrides), wall_clock=wall_clock)
         clients.append(client)
         return client
 

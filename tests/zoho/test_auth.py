@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,15 +60,33 @@ def test_invalid_token_refreshes_once(emulator: EmulatorServer, client: ZohoClie
     assert len(emulator.request_log("token")) == 2
 
 
+class FakeWallClock:
+    """Unix time that moves only when a test advances it."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    "legacy_shape",
+    [
+        pytest.param(False, id="expires_in in seconds"),
+        pytest.param(True, id="legacy expires_in_sec"),
+    ],
+)
 def test_refresh_ahead_of_expiry(
-    emulator: EmulatorServer, client_factory: Callable[..., ZohoClient]
+    emulator: EmulatorServer, client_factory: Callable[..., ZohoClient], legacy_shape: bool
 ) -> None:
-    # Tokens live 2 s and the margin is 1.5 s, so the second call finds the token too close
-    # to its expiry and refreshes before calling, without ever getting a 401.
-    emulator.update_settings(token_expires_in=2)
-    client = client_factory(refresh_margin_seconds=1.5)
+    # Tokens live 3600 s and the margin is 300 s, so at 3400 s the token is too close to its
+    # expiry: the client refreshes before calling, without ever getting a 401.
+    emulator.update_settings(legacy_token_shape=legacy_shape)
+    clock = FakeWallClock()
+    client = client_factory(wall_clock=clock)
     client.get("Contacts", RECORD_ID)
-    time.sleep(0.6)
+    clock.now += 3400
 
     client.get("Contacts", RECORD_ID)
 
@@ -77,18 +94,17 @@ def test_refresh_ahead_of_expiry(
     assert [entry["status"] for entry in emulator.request_log("get")] == [204, 204]
 
 
-def test_legacy_expiry_shape_read_in_seconds(
+def test_token_reused_until_margin(
     emulator: EmulatorServer, client_factory: Callable[..., ZohoClient]
 ) -> None:
-    emulator.update_settings(token_expires_in=2, legacy_token_shape=True)
-    client = client_factory(refresh_margin_seconds=1.5)
+    clock = FakeWallClock()
+    client = client_factory(wall_clock=clock)
     client.get("Contacts", RECORD_ID)
-    time.sleep(0.6)
+    clock.now += 3200
 
     client.get("Contacts", RECORD_ID)
 
-    assert len(emulator.request_log("token")) == 2
-    assert [entry["status"] for entry in emulator.request_log("get")] == [204, 204]
+    assert len(emulator.request_log("token")) == 1
 
 
 @pytest.mark.parametrize(
