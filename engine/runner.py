@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from engine.errors import ErrorDetail, InternalError, RecordNotFoundError, ZohoDataError, ZohoError
+from engine.events.paths import format_path
 from engine.planning.plan import (
     Action,
     EventPath,
@@ -178,8 +179,12 @@ class _StepExecution:
         if step.when_absent is WhenAbsent.SKIP and step.action is not Action.FIND_OR_CREATE:
             return self._result(Outcome.SKIPPED, None, reason=description)
         if step.when_absent is WhenAbsent.FAIL and step.action is not Action.FIND_OR_CREATE:
+            # The message is logged at warning level and stored in the journal, so it names the
+            # key's event path but not its value, which can be personal data such as an MSISDN.
+            # The value stays in `details`, which only the response body carries.
+            origin = f" from {format_path(match.source)}" if match.source else ""
             raise RecordNotFoundError(
-                f"step {step.id}: {description}",
+                f"step {step.id}: no {step.module} record has the {match.field} value{origin}",
                 details=[ErrorDetail(loc=match.source or (), msg=description,
                                      type="record_not_found")],
             )

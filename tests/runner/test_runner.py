@@ -162,7 +162,11 @@ def test_when_absent_fail_names_key_path(strategy: Strategy, runner: Runner) -> 
         runner.run(make_plan(contact_step(Action.UPDATE, strategy, WhenAbsent.FAIL)))
 
     assert raised.value.details[0].loc == ACCOUNT_PATH
-    assert ACCOUNT_ID in raised.value.message
+    assert ACCOUNT_ID in raised.value.details[0].msg
+    assert raised.value.message == (
+        "step contact: no Contacts record has the I_PB value from pb_data.account_info.id"
+    )
+    assert ACCOUNT_ID not in raised.value.message
 
 
 SIM_CASES = [
