@@ -70,14 +70,7 @@ def token_error(error_code: str, description: str | None) -> AttemptError:
             RetryAction.FAIL,
         )
     if error_code.lower().replace("_", " ") == "access denied":
-        return AttemptError(
-            ZohoRateLimitError(
-                "Zoho rejected a new access token because too many were requested with this "
-                "refresh token (at most 10 in 10 minutes); retry later",
-                retry_after=THROTTLE_RETRY_AFTER_SECONDS,
-            ),
-            RetryAction.FAIL,
-        )
+        return _throttled(None)
     return AttemptError(
         ZohoAuthError(
             f"Zoho's token endpoint returned error {error_code!r}"
@@ -86,6 +79,33 @@ def token_error(error_code: str, description: str | None) -> AttemptError:
         ),
         RetryAction.FAIL,
     )
+
+
+def _throttled(retry_after_header: str | None) -> AttemptError:
+    """Return the error for Zoho's token throttle, waiting as `Retry-After` says if present."""
+    retry_after = THROTTLE_RETRY_AFTER_SECONDS
+    if retry_after_header:
+        try:
+            retry_after = max(1.0, float(retry_after_header))
+        except ValueError:
+            pass
+    # FAIL, not RETRY: the throttle lifts within minutes, far beyond an event's time budget.
+    return AttemptError(
+        ZohoRateLimitError(
+            "Zoho rejected a new access token because too many were requested with this "
+            "refresh token (at most 10 in 10 minutes); retry later",
+            retry_after=retry_after,
+        ),
+        RetryAction.FAIL,
+    )
+
+
+def _is_throttle_text(text: str) -> bool:
+    """Tell whether a token-endpoint body that is not JSON is Zoho's "Access Denied" page."""
+    # NOTE: the throttle's exact status and body are unconfirmed: the documented body is JSON
+    # with `"error": "Access Denied"`, and a proxy may return the same words as HTML.
+    stripped = text.lstrip()
+    return not stripped.startswith("{") and "access denied" in stripped[:2000].lower()
 
 
 def parse_token_response(
@@ -250,6 +270,8 @@ class TokenManager:
             extra={"operation": "token", "status": response.status_code,
                    "duration_seconds": round(elapsed, 3)},
         )
+        if response.status_code == 429 or _is_throttle_text(response.text):
+            raise _throttled(response.headers.get("Retry-After"))
         if response.status_code >= 500:
             raise AttemptError(
                 ZohoUnavailableError(

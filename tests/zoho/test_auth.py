@@ -204,6 +204,43 @@ def test_token_throttle_is_rate_limit(
     assert len(emulator.request_log("token")) == 1
 
 
+ACCESS_DENIED = {
+    "error": "Access Denied",
+    "error_description": "You have made too many requests continuously. "
+                         "Please try again after some time.",
+    "status": "failure",
+}
+
+
+@pytest.mark.parametrize(
+    ("fault", "retry_after"),
+    [
+        pytest.param({"status": 429, "body": None, "headers": {"Retry-After": "30"}}, 30.0,
+                     id="429 empty body with Retry-After"),
+        pytest.param({"status": 429, "body": {"status": "failure"}}, 60.0,
+                     id="429 JSON without error"),
+        pytest.param({"status": 429, "body": ACCESS_DENIED}, 60.0,
+                     id="429 Access Denied body"),
+        pytest.param({"status": 400, "body": ACCESS_DENIED}, 60.0,
+                     id="400 Access Denied body"),
+        pytest.param({"status": 403, "text": "<html><h1>Access Denied</h1></html>"}, 60.0,
+                     id="403 Access Denied page"),
+    ],
+)
+def test_token_endpoint_throttle_is_rate_limit(
+    emulator: EmulatorServer, client: ZohoClient, fault: dict[str, Any], retry_after: float
+) -> None:
+    emulator.add_fault(operation="token", **fault)
+
+    with pytest.raises(ZohoRateLimitError) as raised:
+        client.get("Contacts", RECORD_ID)
+
+    assert raised.value.retry_after == retry_after
+    assert raised.value.status == 429
+    assert len(emulator.request_log("token")) == 1
+    assert emulator.request_log("get") == []
+
+
 def test_token_errors_arrive_with_http_200(emulator: EmulatorServer) -> None:
     with pytest.raises(AttemptError):
         parse_token_response({"error": "invalid_client"}, now=0.0, previous_api_domain="x")
