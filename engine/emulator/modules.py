@@ -1,4 +1,10 @@
-"""Module and field definitions of the emulated org, and Zoho's per-value checks."""
+"""Module and field definitions of the emulated org, and Zoho's per-value checks.
+
+The modules come from `engine.mapping.modules`, the one reader of `crm-modules.yaml`, so the
+emulator and `validate` agree on field types, default lengths and digit limits. Here they are
+kept under the names of Zoho's field metadata (`api_name`, `data_type`), which the emulator
+serves at `/settings/fields`.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +14,18 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
+from engine.mapping import modules as definitions
+from engine.mapping.findings import MappingInvalidError
+from engine.mapping.loader import DEFAULT_MAPPINGS_DIR
+from engine.mapping.types import DECIMAL_TYPES, MAX_DIGITS, WHOLE_NUMBER_TYPES
 
-DEFAULT_MODULES_PATH = Path(__file__).resolve().parents[2] / "mappings" / "crm-modules.yaml"
-
-# Default lengths of Zoho field types when the definition gives none.
-DEFAULT_LENGTHS = {"text": 255, "textarea": 32000, "email": 100, "phone": 30, "website": 255}
+DEFAULT_MODULES_PATH = DEFAULT_MAPPINGS_DIR / definitions.MODULES_FILE_NAME
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # NOTE: Zoho's exact phone rule is unpublished. This accepts digits with an optional leading `+`
 # and the separators people type (space, `-`, `.`, brackets), and rejects letters.
 PHONE_PATTERN = re.compile(r"^\+?[0-9][0-9 ().\-]*$")
-INTEGER_DIGITS = 9
-BIGINT_DIGITS = 18
+STRING_TYPES = frozenset({"text", "textarea", "email", "phone", "website", "picklist"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,18 @@ class FieldDefinition:
     unique: bool = False
     lookup_module: str | None = None
     pick_list_values: tuple[str, ...] = ()
+
+    @classmethod
+    def from_parsed(cls, field: definitions.FieldDefinition) -> FieldDefinition:
+        return cls(
+            api_name=field.name,
+            data_type=field.type,
+            length=field.length,
+            mandatory=field.mandatory,
+            unique=field.unique,
+            lookup_module=field.lookup_module,
+            pick_list_values=field.values,
+        )
 
     def metadata(self) -> dict[str, Any]:
         """Return the field as Zoho's `/settings/fields` describes it (the subset used here)."""
@@ -56,6 +73,11 @@ class ModuleDefinition:
     api_name: str
     fields: dict[str, FieldDefinition]
 
+    @classmethod
+    def from_parsed(cls, module: definitions.ModuleDefinition) -> ModuleDefinition:
+        fields = {name: FieldDefinition.from_parsed(field) for name, field in module.fields.items()}
+        return cls(api_name=module.name, fields=fields)
+
     @property
     def unique_fields(self) -> list[FieldDefinition]:
         return [field for field in self.fields.values() if field.unique]
@@ -66,35 +88,17 @@ class ModuleDefinition:
 
 
 def load_modules(path: Path | None = None) -> dict[str, ModuleDefinition]:
-    """Read module definitions in the format of `mappings/crm-modules.yaml`."""
-    source = path or DEFAULT_MODULES_PATH
-    document = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    modules_section = document.get("modules") if isinstance(document, dict) else None
-    if not isinstance(modules_section, dict):
-        raise ValueError(f"{source}: expected a top-level `modules` mapping")
+    """Read module definitions in the format of `mappings/crm-modules.yaml`.
 
-    modules: dict[str, ModuleDefinition] = {}
-    for module_name, module_body in modules_section.items():
-        fields_section = (module_body or {}).get("fields") or {}
-        if not isinstance(fields_section, dict):
-            raise ValueError(f"{source}: modules.{module_name}.fields must be a mapping")
-        fields: dict[str, FieldDefinition] = {}
-        for field_name, spec in fields_section.items():
-            if not isinstance(spec, dict) or "type" not in spec:
-                location = f"modules.{module_name}.fields.{field_name}"
-                raise ValueError(f"{source}: {location} needs a type")
-            data_type = str(spec["type"])
-            fields[field_name] = FieldDefinition(
-                api_name=field_name,
-                data_type=data_type,
-                length=spec.get("length", DEFAULT_LENGTHS.get(data_type)),
-                mandatory=bool(spec.get("mandatory", False)),
-                unique=bool(spec.get("unique", False)),
-                lookup_module=spec.get("module"),
-                pick_list_values=tuple(str(value) for value in spec.get("values", ())),
-            )
-        modules[str(module_name)] = ModuleDefinition(api_name=str(module_name), fields=fields)
-    return modules
+    Raises OSError when the file cannot be read and ValueError listing every problem in it.
+    """
+    source = path or DEFAULT_MODULES_PATH
+    try:
+        parsed = definitions.load_module_definitions(source)
+    except MappingInvalidError as error:
+        problems = "; ".join(finding.as_text() for finding in error.findings)
+        raise ValueError(f"invalid module definitions: {problems}") from error
+    return {name: ModuleDefinition.from_parsed(module) for name, module in parsed.items()}
 
 
 def invalid_data(field: str, index: int, **details: Any) -> dict[str, Any]:
@@ -117,7 +121,7 @@ def check_value(field: FieldDefinition, value: Any, index: int) -> dict[str, Any
     kind = field.data_type
     name = field.api_name
 
-    if kind in ("text", "textarea", "email", "phone", "website", "picklist"):
+    if kind in STRING_TYPES:
         if not isinstance(value, str):
             return invalid_data(name, index, expected_data_type=kind)
         if field.length is not None and len(value) > field.length:
@@ -138,8 +142,8 @@ def check_value(field: FieldDefinition, value: Any, index: int) -> dict[str, Any
         return None if isinstance(value, bool) else invalid_data(
             name, index, expected_data_type="boolean")
 
-    if kind in ("integer", "bigint"):
-        digits = INTEGER_DIGITS if kind == "integer" else BIGINT_DIGITS
+    if kind in WHOLE_NUMBER_TYPES:
+        digits = MAX_DIGITS[kind]
         # NOTE: Zoho's own SDKs send long integers as strings, so digit strings are accepted.
         if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
             value = int(value)
@@ -149,7 +153,7 @@ def check_value(field: FieldDefinition, value: Any, index: int) -> dict[str, Any
             return invalid_data(name, index, maximum_length=digits)
         return None
 
-    if kind in ("double", "decimal", "currency", "percent"):
+    if kind in DECIMAL_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return invalid_data(name, index, expected_data_type=kind)
         return None

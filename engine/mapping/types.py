@@ -15,7 +15,9 @@ WHOLE_NUMBER_TYPES = frozenset({"integer", "bigint"})
 # Types whose values come from a fixed list, so an event value for them is a status word, not
 # personal data.
 ENUMERATION_TYPES = frozenset({"picklist", "multiselectpicklist", "boolean"})
-DECIMAL_TYPES = frozenset({"double", "currency", "percent"})
+# NOTE: whether Zoho's field metadata names a Decimal field `double` or `decimal` is
+# unconfirmed, so both are read as the same type.
+DECIMAL_TYPES = frozenset({"double", "decimal", "currency", "percent"})
 ZOHO_FIELD_TYPES = (
     TEXT_TYPES
     | WHOLE_NUMBER_TYPES
@@ -36,6 +38,7 @@ ACCEPTED_SOURCE_TYPES: dict[str, frozenset[str]] = {
     "integer": frozenset({"integer"}),
     "bigint": frozenset({"integer"}),
     "double": frozenset({"integer", "number"}),
+    "decimal": frozenset({"integer", "number"}),
     "currency": frozenset({"integer", "number"}),
     "percent": frozenset({"integer", "number"}),
     "multiselectpicklist": frozenset({"array", "string"}),
