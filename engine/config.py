@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -24,8 +25,6 @@ from dotenv import dotenv_values
 
 DEFAULT_APP_NAME = "zoho-crm-connector"
 DEFAULT_PORT = 3000
-DEFAULT_ACCOUNTS_URL = "https://accounts.zoho.eu"
-DEFAULT_API_DOMAIN = "https://www.zohoapis.eu"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_JOURNAL_PATH = Path("var/journal.sqlite3")
 
@@ -51,6 +50,17 @@ _ZOHO_CREDENTIALS = ("ZOHO_CRM_CLIENT_ID", "ZOHO_CRM_CLIENT_SECRET", "ZOHO_CRM_R
 T = TypeVar("T")
 
 
+def _zoho_defaults() -> ModuleType:
+    """Return `engine.zoho.settings`, which owns the data centers and the Zoho client defaults.
+
+    It is imported on first use because importing `engine.zoho` loads requests, and the command
+    line imports this module to build its parser.
+    """
+    from engine.zoho import settings
+
+    return settings
+
+
 class ConfigError(Exception):
     """The configuration is invalid; `problems` has one line per invalid or missing variable."""
 
@@ -73,15 +83,21 @@ class Settings:
     debug: bool = False
     log_dir: Path = Path("logs")
 
-    zoho_accounts_url: str = DEFAULT_ACCOUNTS_URL
-    zoho_api_domain: str = DEFAULT_API_DOMAIN
+    zoho_accounts_url: str = field(default_factory=lambda: _zoho_defaults().DEFAULT_ACCOUNTS_URL)
+    zoho_api_domain: str = field(default_factory=lambda: _zoho_defaults().DEFAULT_API_DOMAIN)
     zoho_client_id: str = ""
     zoho_client_secret: str = field(default="", repr=False)
     zoho_refresh_token: str = field(default="", repr=False)
     zoho_token_file: Path = Path("var/zoho-token.json")
-    zoho_timeout_seconds: float = 30.0
-    zoho_connect_timeout_seconds: float = 5.0
-    zoho_max_concurrency: int = 5
+    zoho_timeout_seconds: float = field(
+        default_factory=lambda: _zoho_defaults().DEFAULT_TIMEOUT_SECONDS
+    )
+    zoho_connect_timeout_seconds: float = field(
+        default_factory=lambda: _zoho_defaults().DEFAULT_CONNECT_TIMEOUT_SECONDS
+    )
+    zoho_max_concurrency: int = field(
+        default_factory=lambda: _zoho_defaults().DEFAULT_MAX_CONCURRENCY
+    )
     zoho_trigger_workflows: bool = True
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -160,7 +176,8 @@ class Settings:
                 'the output of `python -c "import secrets; print(secrets.token_urlsafe(32))"`'
             )
 
-        accounts_url, api_domain = _zoho_urls(reader)
+        zoho = _zoho_defaults()
+        accounts_url, api_domain = _zoho_urls(reader, zoho)
         log_level = reader.choice("LOG_LEVEL", tuple(LOG_LEVELS), default="info")
         debug = reader.boolean("DEBUG", default=False)
         cors_origins = _cors_origins(reader, production)
@@ -182,13 +199,22 @@ class Settings:
             zoho_refresh_token=reader.text("ZOHO_CRM_REFRESH_TOKEN"),
             zoho_token_file=reader.path("ZOHO_CRM_TOKEN_FILE", default=Path("var/zoho-token.json")),
             zoho_timeout_seconds=reader.number(
-                "ZOHO_CRM_TIMEOUT_SECONDS", default=30.0, minimum=0.1, maximum=300.0
+                "ZOHO_CRM_TIMEOUT_SECONDS",
+                default=zoho.DEFAULT_TIMEOUT_SECONDS,
+                minimum=0.1,
+                maximum=300.0,
             ),
             zoho_connect_timeout_seconds=reader.number(
-                "ZOHO_CRM_CONNECT_TIMEOUT_SECONDS", default=5.0, minimum=0.1, maximum=60.0
+                "ZOHO_CRM_CONNECT_TIMEOUT_SECONDS",
+                default=zoho.DEFAULT_CONNECT_TIMEOUT_SECONDS,
+                minimum=0.1,
+                maximum=60.0,
             ),
             zoho_max_concurrency=reader.integer(
-                "ZOHO_CRM_MAX_CONCURRENCY", default=5, minimum=1, maximum=100
+                "ZOHO_CRM_MAX_CONCURRENCY",
+                default=zoho.DEFAULT_MAX_CONCURRENCY,
+                minimum=1,
+                maximum=100,
             ),
             zoho_trigger_workflows=reader.boolean("ZOHO_CRM_TRIGGER_WORKFLOWS", default=True),
             max_body_bytes=reader.integer(
@@ -229,24 +255,22 @@ def _merge_env_file(environ: Mapping[str, str], env_file: Path | None) -> dict[s
     return variables
 
 
-def _zoho_urls(reader: _Reader) -> tuple[str, str]:
+def _zoho_urls(reader: _Reader, zoho: ModuleType) -> tuple[str, str]:
     """Return the accounts URL and API domain from `ZOHO_CRM_DC` or the two URL variables."""
     accounts_url = reader.url("ZOHO_CRM_ACCOUNTS_URL")
     api_domain = reader.url("ZOHO_CRM_API_DOMAIN")
     data_center = reader.text("ZOHO_CRM_DC").lower()
     if not data_center:
-        return accounts_url or DEFAULT_ACCOUNTS_URL, api_domain or DEFAULT_API_DOMAIN
+        return accounts_url or zoho.DEFAULT_ACCOUNTS_URL, api_domain or zoho.DEFAULT_API_DOMAIN
 
-    from engine.zoho.settings import DATA_CENTERS
-
-    if data_center not in DATA_CENTERS:
-        names = ", ".join(sorted(DATA_CENTERS))
+    if data_center not in zoho.DATA_CENTERS:
+        names = ", ".join(sorted(zoho.DATA_CENTERS))
         reader.problems.append(
             f"ZOHO_CRM_DC={data_center!r} is not a Zoho data center: use one of {names}"
         )
-        return DEFAULT_ACCOUNTS_URL, DEFAULT_API_DOMAIN
+        return zoho.DEFAULT_ACCOUNTS_URL, zoho.DEFAULT_API_DOMAIN
 
-    known_accounts_url, known_api_domain = DATA_CENTERS[data_center]
+    known_accounts_url, known_api_domain = zoho.DATA_CENTERS[data_center]
     # A token minted in one data center is rejected by every other, so a URL that contradicts
     # ZOHO_CRM_DC is an error rather than a silent override.
     for name, configured, expected in (

@@ -20,6 +20,16 @@ DATA_CENTERS: dict[str, tuple[str, str]] = {
     "sa": ("https://accounts.zoho.sa", "https://www.zohoapis.sa"),
 }
 
+# The data center the TypeScript connector defaulted to, kept so that its `.env` keeps working.
+DEFAULT_DATA_CENTER = "eu"
+DEFAULT_ACCOUNTS_URL, DEFAULT_API_DOMAIN = DATA_CENTERS[DEFAULT_DATA_CENTER]
+
+# The read timeout stays well below the default event time budget (20 s), so a call that hangs
+# leaves time for a retry before the service responds to NSPS.
+DEFAULT_TIMEOUT_SECONDS = 10.0
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
+DEFAULT_MAX_CONCURRENCY = 5
+
 
 @dataclass(frozen=True)
 class ZohoSettings:
@@ -35,11 +45,11 @@ class ZohoSettings:
     token_file: Path | None = None
     """Access-token cache shared by the processes of one deployment; `None` keeps it in memory."""
 
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     """Read timeout of one HTTP call."""
 
-    connect_timeout_seconds: float = 5.0
-    max_concurrency: int = 5
+    connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     """Maximum Zoho calls in flight at once from this client (Zoho allows 5 to 25 per org,
     by edition)."""
 
