@@ -142,6 +142,10 @@ def _rule_message(error: ValidationError) -> str:
     return describe(error.validator_value)
 
 
+def _count(number: Any, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _json_list(values: Any) -> str:
     return ", ".join(json.dumps(value, ensure_ascii=False) for value in values)
 
@@ -149,9 +153,9 @@ def _json_list(values: Any) -> str:
 # jsonschema keyword -> message built from the keyword's value in the schema.
 RULE_MESSAGES: dict[str, Callable[[Any], str]] = {
     "minLength": lambda limit: (
-        "must not be empty" if limit == 1 else f"must be at least {limit} characters long"
+        "must not be empty" if limit == 1 else f"must be at least {_count(limit, 'character')} long"
     ),
-    "maxLength": lambda limit: f"must be at most {limit} characters long",
+    "maxLength": lambda limit: f"must be at most {_count(limit, 'character')} long",
     "minimum": lambda limit: f"must be at least {limit}",
     "maximum": lambda limit: f"must be at most {limit}",
     "exclusiveMinimum": lambda limit: f"must be greater than {limit}",
@@ -160,12 +164,12 @@ RULE_MESSAGES: dict[str, Callable[[Any], str]] = {
     "enum": lambda values: f"must be one of: {_json_list(values)}",
     "const": lambda value: f"must be {json.dumps(value, ensure_ascii=False)}",
     "format": lambda name: f"must be a valid {name}",
-    "minItems": lambda limit: f"must have at least {limit} items",
-    "maxItems": lambda limit: f"must have at most {limit} items",
+    "minItems": lambda limit: f"must have at least {_count(limit, 'item')}",
+    "maxItems": lambda limit: f"must have at most {_count(limit, 'item')}",
     "items": lambda _: "has more items than the schema allows",
     "uniqueItems": lambda _: "must not contain the same item twice",
-    "minProperties": lambda limit: f"must have at least {limit} fields",
-    "maxProperties": lambda limit: f"must have at most {limit} fields",
+    "minProperties": lambda limit: f"must have at least {_count(limit, 'field')}",
+    "maxProperties": lambda limit: f"must have at most {_count(limit, 'field')}",
     "additionalProperties": lambda _: "has fields the schema does not allow",
     "unevaluatedProperties": lambda _: "has fields the schema does not allow",
     "propertyNames": lambda _: "has a field name the schema does not allow",

@@ -267,6 +267,8 @@ def rule_schema(rule: dict[str, Any] | bool) -> dict[str, Any]:
     [
         pytest.param({"maxLength": 3}, PERSONAL_VALUE, "must be at most 3 characters long",
                      id="too long"),
+        pytest.param({"maxLength": 1}, PERSONAL_VALUE, "must be at most 1 character long",
+                     id="longer than one character"),
         pytest.param({"minLength": 20}, PERSONAL_VALUE, "must be at least 20 characters long",
                      id="too short"),
         pytest.param({"enum": ["a", "b"]}, PERSONAL_VALUE, 'must be one of: "a", "b"',
