@@ -1,7 +1,9 @@
 """The `zoho-connector` command line.
 
-Each subcommand lives in its own module of this package with two functions:
-`add_arguments(parser: argparse.ArgumentParser) -> None` and `run(args) -> int`.
+Each subcommand lives in a module of this package with two functions:
+`add_arguments(parser: argparse.ArgumentParser) -> None` and `run(args) -> int`. A module that
+serves two subcommands names them `add_<subcommand>_arguments` and `run_<subcommand>` instead,
+as `journal` does for `events` and `replay`.
 Every subcommand module is imported to build the parser, so a module keeps its heavy imports
 (falcon, requests, jsonschema) inside `run`, and `validate` and `plan` start fast.
 """

@@ -6,7 +6,6 @@ import logging
 import sqlite3
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import falcon
@@ -22,12 +21,18 @@ class ServiceStartError(Exception):
     """Failure to open or write a file or directory that a setting names."""
 
 
-@dataclass
 class Service:
     """The Falcon app and the resources it holds, released by `close`."""
 
     app: falcon.App
-    _closers: list[Callable[[], None]] = field(default_factory=list)
+    """Set by `build_service` once every resource the app needs is open."""
+
+    def __init__(self) -> None:
+        self._closers: list[Callable[[], None]] = []
+
+    def add_closer(self, closer: Callable[[], None]) -> None:
+        """Register a function that releases one resource; `close` calls it."""
+        self._closers.append(closer)
 
     def close(self) -> None:
         """Release the resources in reverse order of creation; safe to call twice."""
@@ -74,9 +79,9 @@ def build_service(settings: Settings) -> Service:
         mappings_dir=settings.mappings_dir, schemas_dir=settings.schemas_dir
     )
 
-    service = Service(app=falcon.App())
+    service = Service()
     client = ZohoClient(zoho_settings(settings))
-    service._closers.append(client.close)
+    service.add_closer(client.close)
     try:
         try:
             journal = SqliteJournal(settings.journal_path)
@@ -84,7 +89,7 @@ def build_service(settings: Settings) -> Service:
             raise ServiceStartError(str(error)) from error
         except (OSError, sqlite3.Error) as error:
             raise _not_writable("JOURNAL_PATH", settings.journal_path, error) from error
-        service._closers.append(journal.close)
+        service.add_closer(journal.close)
 
         try:
             processor = EventProcessor(
