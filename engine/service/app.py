@@ -28,6 +28,9 @@ from engine.service.resources import (
     ReadinessResource,
 )
 
+# The routes `create_app` adds, as a 404 error body lists them.
+ENDPOINTS = ("POST /process-event", "GET /health", "GET /ready", "GET /metrics")
+
 
 def create_app(
     settings: Settings, *, processor: EventProcessing, readiness: ReadinessCheck
@@ -56,5 +59,5 @@ def create_app(
     app.add_route(
         "/process-event", ProcessEventResource(processor, max_body_bytes=settings.max_body_bytes)
     )
-    install_error_handlers(app)
+    install_error_handlers(app, endpoints=ENDPOINTS)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import falcon
@@ -68,26 +69,43 @@ def handle_connector_error(
     render_error(resp, error)
 
 
-def handle_http_error(
-    req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError, params: dict[str, Any]
-) -> None:
-    converted: ConnectorError
-    status = error.status_code
-    if status == 404:
-        converted = RouteNotFoundError(f"no resource at {req.path}: use POST /process-event")
-    elif status == 405:
-        allowed = _allowed_methods(error)
-        converted = MethodNotAllowedError(
-            f"method {req.method} is not allowed on {req.path}: use {', '.join(allowed) or 'none'}",
-            allowed=allowed,
+class HttpErrorHandler:
+    """Handler of Falcon's own HTTP errors; a 404 lists the endpoints the service has."""
+
+    def __init__(self, endpoints: Sequence[str]) -> None:
+        self._endpoints = ", ".join(endpoints)
+
+    def __call__(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        error: falcon.HTTPError,
+        params: dict[str, Any],
+    ) -> None:
+        converted: ConnectorError
+        status = error.status_code
+        if status == 404:
+            converted = RouteNotFoundError(
+                f"no resource at {req.path}: the endpoints are {self._endpoints}"
+            )
+        elif status == 405:
+            allowed = _allowed_methods(error)
+            converted = MethodNotAllowedError(
+                f"method {req.method} is not allowed on {req.path}: "
+                f"use {', '.join(allowed) or 'none'}",
+                allowed=allowed,
+            )
+        else:
+            converted = _HttpProtocolError(error.description or error.title or "bad request")
+        logger.warning(
+            "request rejected",
+            extra={
+                "status": status,
+                "error_code": converted.code,
+                "error_message": converted.message,
+            },
         )
-    else:
-        converted = _HttpProtocolError(error.description or error.title or "bad request")
-    logger.warning(
-        "request rejected",
-        extra={"status": status, "error_code": converted.code, "error_message": converted.message},
-    )
-    render_error(resp, converted, status=status)
+        render_error(resp, converted, status=status)
 
 
 def handle_unexpected_error(
@@ -109,7 +127,7 @@ def _allowed_methods(error: falcon.HTTPError) -> tuple[str, ...]:
     return tuple(method for method in methods if method and method != "OPTIONS")
 
 
-def install_error_handlers(app: falcon.App) -> None:
+def install_error_handlers(app: falcon.App, *, endpoints: Sequence[str]) -> None:
     app.add_error_handler(Exception, handle_unexpected_error)
-    app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(falcon.HTTPError, HttpErrorHandler(endpoints))
     app.add_error_handler(ConnectorError, handle_connector_error)

@@ -61,7 +61,10 @@ def test_unknown_path_is_404(stack: Stack) -> None:
 
     assert response.status_code == 404
     assert response.json()["type"] == "VALIDATION_ERROR"
-    assert response.json()["message"] == "no resource at /events: use POST /process-event"
+    assert response.json()["message"] == (
+        "no resource at /events: the endpoints are POST /process-event, GET /health, "
+        "GET /ready, GET /metrics"
+    )
 
 
 def test_wrong_method_is_405(stack: Stack) -> None:

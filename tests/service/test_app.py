@@ -23,6 +23,7 @@ from engine.errors import (
     ZohoUnavailableError,
 )
 from engine.metrics import REGISTRY
+from engine.service.app import ENDPOINTS
 
 from .conftest import API_TOKEN, Readiness, RecordingProcessor
 
@@ -118,11 +119,21 @@ def test_unknown_path_is_404(client: falcon.testing.TestClient) -> None:
 
     assert result.status_code == 404
     assert result.json == {
-        "message": "no resource at /events: use POST /process-event",
+        "message": "no resource at /events: the endpoints are POST /process-event, GET /health, "
+        "GET /ready, GET /metrics",
         "error": "Not found",
         "type": "VALIDATION_ERROR",
         "code": "not_found",
     }
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_listed_endpoints_exist(client: falcon.testing.TestClient, endpoint: str) -> None:
+    method, path = endpoint.split(" ")
+
+    result = client.simulate_request(method, path, headers=AUTH)
+
+    assert result.status_code not in (404, 405)
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
