@@ -612,6 +612,52 @@ def test_failed_event_logs_one_summary_line(
     assert failed[0].event_id == EVENT["event_id"]  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("send", "message", "status"),
+    [
+        pytest.param(
+            lambda client: post_event(client, Authorization="Bearer wrong"),
+            "request failed",
+            401,
+            id="wrong token",
+        ),
+        pytest.param(
+            lambda client: post_event(client, b"{not json"),
+            "request failed",
+            422,
+            id="body not JSON",
+        ),
+        pytest.param(
+            lambda client: client.simulate_get("/helth"), "request rejected", 404, id="unknown path"
+        ),
+        pytest.param(
+            lambda client: client.simulate_get("/process-event"),
+            "request rejected",
+            405,
+            id="method not allowed",
+        ),
+    ],
+)
+def test_request_without_event_logs_its_failure(
+    client: falcon.testing.TestClient,
+    caplog: pytest.LogCaptureFixture,
+    send: Any,
+    message: str,
+    status: int,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        send(client)
+
+    failures = [
+        record
+        for record in caplog.records
+        if record.getMessage() in ("event failed", "request failed", "request rejected")
+    ]
+    assert [record.getMessage() for record in failures] == [message]
+    assert failures[0].levelno == logging.WARNING
+    assert failures[0].status == status  # type: ignore[attr-defined]
+
+
 def test_token_never_logged(
     client: falcon.testing.TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
