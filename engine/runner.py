@@ -9,10 +9,18 @@ earlier steps are written as `{"id": "<record id>"}`, and `None` clears them.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from engine.errors import ErrorDetail, InternalError, RecordNotFoundError, ZohoDataError, ZohoError
+from engine.errors import (
+    ErrorDetail,
+    InternalError,
+    RecordNotFoundError,
+    ZohoDataError,
+    ZohoError,
+    ZohoUnavailableError,
+)
 from engine.events.paths import format_path
 from engine.planning.plan import (
     Action,
@@ -32,6 +40,9 @@ from engine.zoho.outcomes import classify
 
 logger = logging.getLogger(__name__)
 
+BUDGET_SPENT_RETRY_AFTER_SECONDS = 1.0
+"""`Retry-After` sent when the time budget runs out between steps: Zoho itself did not fail."""
+
 WRITE_OUTCOMES = {
     Action.LINK: Outcome.LINKED,
     Action.UNLINK: Outcome.UNLINKED,
@@ -49,8 +60,11 @@ class RecordIdLookup(Protocol):
 class Runner:
     """Executes plans with one `ZohoClient`; safe to share between threads."""
 
-    def __init__(self, client: ZohoClient) -> None:
+    def __init__(
+        self, client: ZohoClient, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.client = client
+        self._clock = clock
 
     def run(
         self,
@@ -68,6 +82,10 @@ class Runner:
         one starts, so a journal can persist progress. The first failing step raises: a
         `ZohoDataError` (with `loc` = the event path of the rejected value) when Zoho rejected
         a value, `RecordNotFoundError` for `when_absent: fail`, or another `ZohoError`.
+
+        `deadline` is a value of the runner's clock (`time.monotonic()` by default). A step that
+        would call Zoho after it raises `ZohoUnavailableError` with `retry_after`, and a retry
+        of the event resumes at that step.
         """
         result = RunResult()
         record_ids: dict[str, str | None] = {}
@@ -80,6 +98,8 @@ class Runner:
                 result.steps.append(reused)
                 continue
 
+            if step.skip_reason is None:
+                self._check_deadline(step, deadline)
             execution = _StepExecution(self.client, step, record_ids, known_record_ids, deadline)
             step_result = execution.run()
             record_ids[step.id] = step_result.record_id
@@ -93,6 +113,17 @@ class Runner:
             if on_step is not None:
                 on_step(step_result)
         return result
+
+
+    def _check_deadline(self, step: Step, deadline: float | None) -> None:
+        # The service logs the raised error with the event id, so nothing is logged here.
+        if deadline is None or self._clock() < deadline:
+            return
+        raise ZohoUnavailableError(
+            f"the event's time budget ran out before step {step.id}; the steps before it are "
+            "done, and a retry of the event resumes at this step",
+            retry_after=BUDGET_SPENT_RETRY_AFTER_SECONDS,
+        )
 
 
 class _StepExecution:

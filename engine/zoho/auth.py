@@ -167,30 +167,57 @@ class TokenManager:
     def api_domain(self) -> str:
         return self._token.api_domain if self._token else self._api_domain
 
-    def current(self) -> AccessToken:
-        """Return a token valid for at least the refresh margin, refreshing when needed."""
-        with self._lock:
+    def current(self, *, deadline: float | None = None) -> AccessToken:
+        """Return a token valid for at least the refresh margin, refreshing when needed.
+
+        `deadline` (a `time.monotonic()` value) bounds the waits for the refresh locks and the
+        token request.
+        """
+        self._take_thread_lock(deadline)
+        try:
             if self._token is not None and self._is_fresh(self._token):
                 return self._token
-            return self._refresh_shared(rejected=None)
+            return self._refresh_shared(rejected=None, deadline=deadline)
+        finally:
+            self._lock.release()
 
-    def replace_rejected(self, rejected: AccessToken) -> AccessToken:
+    def replace_rejected(
+        self, rejected: AccessToken, *, deadline: float | None = None
+    ) -> AccessToken:
         """Return a token other than `rejected`, which Zoho rejected with INVALID_TOKEN."""
-        with self._lock:
+        self._take_thread_lock(deadline)
+        try:
             if self._token is not None and self._token.value != rejected.value:
                 return self._token
-            return self._refresh_shared(rejected=rejected)
+            return self._refresh_shared(rejected=rejected, deadline=deadline)
+        finally:
+            self._lock.release()
+
+    def _take_thread_lock(self, deadline: float | None) -> None:
+        timeout = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if self._lock.acquire(timeout=timeout):
+            return
+        raise AttemptError(
+            ZohoUnavailableError(
+                "timed out waiting for another thread's Zoho token refresh before the event's "
+                "time budget ran out; retry later"
+            ),
+            RetryAction.RETRY,
+        )
 
     def _is_fresh(self, token: AccessToken) -> bool:
         return token.expires_at - self._settings.refresh_margin_seconds > self._clock()
 
-    def _refresh_shared(self, rejected: AccessToken | None) -> AccessToken:
+    def _refresh_shared(self, rejected: AccessToken | None, deadline: float | None) -> AccessToken:
         if self._file_lock is None:
-            self._token = self._refresh()
+            self._token = self._refresh(deadline)
             return self._token
 
+        timeout = self._file_lock.timeout
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, deadline - time.monotonic()))
         try:
-            self._file_lock.acquire()
+            self._file_lock.acquire(timeout=timeout)
         except FileLockTimeout as exc:
             raise AttemptError(
                 ZohoUnavailableError(
@@ -219,7 +246,7 @@ class TokenManager:
             ):
                 self._token = stored
                 return stored
-            self._token = self._refresh()
+            self._token = self._refresh(deadline)
             try:
                 self._write_token_file(self._token)
             except OSError as exc:
@@ -234,20 +261,21 @@ class TokenManager:
         finally:
             self._file_lock.release()
 
-    def _refresh(self) -> AccessToken:
+    def _refresh(self, deadline: float | None) -> AccessToken:
         settings = self._settings
         body = self._oauth_client.prepare_refresh_body(
             refresh_token=settings.refresh_token,
             client_id=settings.client_id,
             client_secret=settings.client_secret,
         )
+        timeout = request_timeout(settings, deadline, "the Zoho token refresh")
         started = time.monotonic()
         try:
             response = self._session.post(
                 settings.token_url,
                 data=body,
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
-                timeout=(settings.connect_timeout_seconds, settings.timeout_seconds),
+                timeout=timeout,
             )
         except requests.RequestException as exc:
             transport = transport_failure(exc)
@@ -339,6 +367,29 @@ class TokenManager:
             }
         )
         write_private_file(path, content)
+
+
+def request_timeout(
+    settings: ZohoSettings, deadline: float | None, request: str
+) -> tuple[float, float]:
+    """Return the (connect, read) timeouts of one request, cut to end at `deadline`.
+
+    Raises `AttemptError` (retry, because nothing was sent) when the deadline has passed, so
+    the retry loop raises the error with `retry_after` set.
+    """
+    connect = settings.connect_timeout_seconds
+    read = settings.timeout_seconds
+    if deadline is None:
+        return connect, read
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise AttemptError(
+            ZohoUnavailableError(
+                f"the event's time budget ran out before {request} was sent; retry later"
+            ),
+            RetryAction.RETRY,
+        )
+    return min(connect, remaining), min(read, remaining)
 
 
 def write_private_file(path: Path, content: str) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from engine.errors import ZohoError, ZohoRequestError
+from engine.errors import ZohoError, ZohoRateLimitError, ZohoRequestError
 from engine.metrics import ZOHO_CALL_SECONDS, ZOHO_CALLS
-from engine.zoho.auth import AccessToken, TokenManager, transport_failure
+from engine.zoho.auth import AccessToken, TokenManager, request_timeout, transport_failure
 from engine.zoho.criteria import equals_criteria, values_equal
 from engine.zoho.outcomes import RetryAction, Transport, classify
 from engine.zoho.retry import AttemptError, RetryPolicy, call_with_retries
@@ -27,6 +27,8 @@ MAX_RECORDS_PER_CALL = 100
 SEARCH_PAGE_SIZE = 200
 MAX_SEARCH_PAGES = 10
 """Zoho serves about 2,000 search results (10 pages of 200); more need COQL."""
+
+SINGLE_ATTEMPT = RetryPolicy(max_retries=0)
 
 READY_CACHE_SECONDS = 300.0
 """How long `check_ready` reuses its last API probe: each probe costs one Zoho API credit."""
@@ -79,9 +81,9 @@ class ZohoClient:
     """Thread-safe client of one Zoho CRM org.
 
     Every method takes an optional `deadline` (a `time.monotonic()` value): transient failures
-    are retried until the next wait would pass it, then raised with `retry_after` set. The
-    deadline bounds the waits, not the attempts, so one attempt started just before it can last
-    up to `connect_timeout_seconds + timeout_seconds` longer.
+    are retried until the next wait would pass it, then raised with `retry_after` set. Waiting
+    for a call slot or for the token lock, and each request's connect and read timeouts, end at
+    the deadline too.
     """
 
     def __init__(
@@ -226,7 +228,7 @@ class ZohoClient:
                 cached["api_domain"] = self.api_domain
                 return cached
             try:
-                self.search_exact("Contacts", "Last_Name", "readiness probe", deadline=now)
+                self._probe("Contacts", "Last_Name")
             except ZohoError as exc:
                 report["api"] = "failed"
                 report["error"] = exc.message
@@ -236,6 +238,12 @@ class ZohoClient:
             report["checked_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             self._ready_cache = (now, dict(report))
         return report
+
+    def _probe(self, module: str, field: str) -> None:
+        """Send one search with no retry, so a readiness check takes at most one call."""
+        params = {"criteria": equals_criteria(field, "readiness probe"), "page": 1, "per_page": 1}
+        self._call("search", "GET", f"{module}/search", module=module, params=params,
+                   idempotent=True, deadline=None, policy=SINGLE_ATTEMPT)
 
     def close(self) -> None:
         if self._owns_session:
@@ -300,25 +308,26 @@ class ZohoClient:
         params: Mapping[str, Any] | None = None,
         json_body: Mapping[str, Any] | None = None,
         per_record: bool = False,
+        policy: RetryPolicy | None = None,
     ) -> dict[str, Any] | None:
         """Send one API request with retries; return its JSON body, or `None` for HTTP 204."""
 
         def attempt() -> dict[str, Any] | None:
-            token = self._tokens.current()
+            token = self._tokens.current(deadline=deadline)
             status, body, retry_after = self._send(operation, method, path, module, token,
-                                                   params, json_body)
+                                                   params, json_body, deadline)
             code = _error_code(body)
             if status == 401 and classify(401, code).action is RetryAction.REFRESH_TOKEN:
-                token = self._tokens.replace_rejected(token)
+                token = self._tokens.replace_rejected(token, deadline=deadline)
                 status, body, retry_after = self._send(operation, method, path, module, token,
-                                                       params, json_body)
+                                                       params, json_body, deadline)
                 code = _error_code(body)
             return self._interpret(operation, module, status, body, code, retry_after,
                                    per_record=per_record)
 
         return call_with_retries(
             attempt, operation=operation, idempotent=idempotent, deadline=deadline,
-            policy=self._policy, sleep=self._sleep,
+            policy=policy or self._policy, sleep=self._sleep,
         )
 
     def _send(
@@ -330,17 +339,18 @@ class ZohoClient:
         token: AccessToken,
         params: Mapping[str, Any] | None,
         json_body: Mapping[str, Any] | None,
+        deadline: float | None,
     ) -> tuple[int, dict[str, Any] | None, float | None]:
         url = f"{token.api_domain}/crm/{self.settings.api_version}/{path}"
         headers = {"Authorization": f"Zoho-oauthtoken {token.value}"}
-        timeout = (self.settings.connect_timeout_seconds, self.settings.timeout_seconds)
+        self._take_slot(operation, module, deadline)
         started = time.monotonic()
         try:
-            with self._slots:
-                response = self._session.request(
-                    method, url, params=params, json=json_body, headers=headers, timeout=timeout
-                )
-                content = response.content
+            timeout = request_timeout(self.settings, deadline, f"Zoho CRM {operation} on {module}")
+            response = self._session.request(
+                method, url, params=params, json=json_body, headers=headers, timeout=timeout
+            )
+            content = response.content
         except requests.RequestException as exc:
             transport = transport_failure(exc)
             self._record_call(operation, module, str(transport), started)
@@ -348,6 +358,8 @@ class ZohoClient:
             raise AttemptError(
                 rule.error(f"Zoho CRM {operation} on {module} failed: {rule.hint}"), rule.action
             ) from exc
+        finally:
+            self._slots.release()
         self._record_call(operation, module, str(response.status_code), started)
 
         retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -367,6 +379,24 @@ class ZohoClient:
         if not isinstance(body, dict):
             body = {"data": body} if isinstance(body, list) else {}
         return response.status_code, body, retry_after
+
+    def _take_slot(self, operation: str, module: str, deadline: float | None) -> None:
+        """Wait for one of the `max_concurrency` call slots, at most until `deadline`."""
+        if deadline is None:
+            self._slots.acquire()
+            return
+        if self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return
+        # Nothing was sent, so the call may be retried; past the deadline it is raised.
+        raise AttemptError(
+            ZohoRateLimitError(
+                f"Zoho CRM {operation} on {module} waited for one of the "
+                f"{self.settings.max_concurrency} concurrent call slots until the event's time "
+                "budget ran out; retry later, or raise ZOHO_CRM_MAX_CONCURRENCY within the "
+                "org's limit"
+            ),
+            RetryAction.RETRY,
+        )
 
     def _record_call(self, operation: str, module: str, status: str, started: float) -> None:
         elapsed = time.monotonic() - started

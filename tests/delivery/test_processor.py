@@ -417,3 +417,23 @@ def test_search_strategy_uses_known_ids(search_stack: Stack) -> None:
     assert len(search_stack.records("Contacts")) == 1
     assert len(search_stack.records("SIM_Cards")) == 1
     assert len(search_stack.emulator.request_log("insert")) == 2
+
+
+def test_spent_budget_answers_unavailable_then_resumes(stack: Stack) -> None:
+    # Each of the three steps takes at least 0.8 s, so they cannot all finish within 1 s.
+    stack.processor.budget_seconds = 1.0
+    stack.emulator.update_settings(latency_seconds=0.8)
+    event = make_event("e-1", "SIM/Replaced", prev_i_sim_card=5000)
+
+    with pytest.raises(ZohoUnavailableError) as failure:
+        stack.processor.process(event)
+    failed = stack.journal.get(eid("e-1"))
+    stack.emulator.update_settings(latency_seconds=0.0)
+    resumed = stack.processor.process(event)
+
+    assert failure.value.retry_after is not None
+    assert failed is not None
+    assert failed.outcome is EventOutcome.FAILED
+    assert resumed.outcome == "processed"
+    assert len(stack.records("Contacts")) == 1
+    assert sorted(record["I_SIM_Card"] for record in stack.records("SIM_Cards")) == [3793, 5000]

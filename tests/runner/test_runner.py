@@ -423,3 +423,47 @@ def test_search_lag_duplicate_updated_instead(
     assert second.steps[0].record_id == first.steps[0].record_id
     assert len(emulator.records("Contacts")) == 1
     assert second.steps[0].zoho_calls == 3
+
+
+class SteppedClock:
+    """A monotonic clock that a test moves forward by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_spent_budget_stops_before_next_step(
+    emulator: EmulatorServer, client: ZohoClient
+) -> None:
+    clock = SteppedClock()
+    runner = Runner(client, clock=clock)
+    deadline = clock.now + 10.0
+    done: list[str] = []
+
+    def spend_budget(result: StepResult) -> None:
+        done.append(result.step_id)
+        clock.now = deadline
+
+    plan = make_plan(contact_step(), sim_step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE,
+                                              link_to="contact"))
+    with pytest.raises(ZohoUnavailableError) as raised:
+        runner.run(plan, deadline=deadline, on_step=spend_budget)
+
+    assert done == ["contact"]
+    assert raised.value.retry_after == 1.0
+    assert "before step sim" in raised.value.message
+    assert emulator.request_log("upsert")[-1]["module"] == "Contacts"
+    assert emulator.records("SIM_Cards") == []
+
+
+def test_spent_budget_ignores_skipped_steps(client: ZohoClient) -> None:
+    clock = SteppedClock()
+    runner = Runner(client, clock=clock)
+
+    result = runner.run(make_plan(contact_step(skip_reason="condition is false")),
+                        deadline=clock.now - 1.0)
+
+    assert [step.outcome for step in result.steps] == [Outcome.SKIPPED]

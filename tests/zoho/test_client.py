@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.emulator import EmulatorServer
-from engine.errors import ZohoRateLimitError, ZohoRequestError
+from engine.errors import ZohoRateLimitError, ZohoRequestError, ZohoUnavailableError
 from engine.metrics import REGISTRY
 from engine.zoho import ZohoClient
 from engine.zoho.criteria import equals_criteria, escape_criteria_value, values_equal
@@ -238,6 +238,42 @@ def test_concurrency_capped_by_client(
 
     assert failures == []
     assert {entry["status"] for entry in emulator.request_log("get")} == {204}
+
+
+def test_read_timeout_ends_at_deadline(
+    emulator: EmulatorServer, client_factory: Callable[..., ZohoClient]
+) -> None:
+    # Zoho answers after 3 s, well within the 60 s read timeout but after the deadline.
+    client = client_factory(timeout_seconds=60.0)
+    client.get("Contacts", "5725767000000411001")
+    emulator.update_settings(latency_seconds=3.0)
+
+    with pytest.raises(ZohoUnavailableError) as raised:
+        client.get("Contacts", "5725767000000411001", deadline=time.monotonic() + 0.3)
+
+    assert raised.value.retry_after is not None
+    assert raised.value.retry_after >= 1.0
+
+
+def test_slot_wait_ends_at_deadline(
+    emulator: EmulatorServer, client_factory: Callable[..., ZohoClient]
+) -> None:
+    client = client_factory(max_concurrency=1)
+    client.get("Contacts", "5725767000000411001")
+    emulator.add_fault(kind="timeout", hold_seconds=60.0, operation="get")
+    holder = threading.Thread(target=client.get, args=("Contacts", "5725767000000411001"))
+    holder.start()
+    while len(emulator.request_log("get")) < 2:
+        time.sleep(0.01)
+
+    with pytest.raises(ZohoRateLimitError) as raised:
+        client.get("Contacts", "5725767000000411001", deadline=time.monotonic() + 0.2)
+    emulator.stop()
+    holder.join()
+
+    assert "concurrent call slots" in raised.value.message
+    assert raised.value.retry_after is not None
+    assert len(emulator.request_log("get")) == 2
 
 
 def test_rate_limit_retried_with_retry_after(
