@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from engine.config import Settings
     from engine.emulator import EmulatorServer
+    from engine.mapping.findings import MappingInvalidError
 
 EXIT_OK = 0
 EXIT_INVALID_MAPPINGS = 1
@@ -89,20 +90,19 @@ def run(args: argparse.Namespace) -> int:
     sandbox_dir = None
     if settings.sandbox:
         sandbox_dir = Path(tempfile.mkdtemp(prefix="zoho-connector-sandbox-"))
-        emulator, settings = _start_emulator(settings, sandbox_dir)
+        try:
+            emulator, settings = _start_emulator(settings, sandbox_dir)
+        except (OSError, ValueError) as error:
+            shutil.rmtree(sandbox_dir, ignore_errors=True)
+            print(f"zoho-connector: not serving, the emulator cannot start: {error}",
+                  file=sys.stderr)
+            return EXIT_INVALID_MAPPINGS
 
     try:
         try:
             service = build_service(settings)
         except MappingInvalidError as error:
-            for finding in error.findings:
-                print(finding.as_text(), file=sys.stderr)
-            print(
-                f"zoho-connector: not serving, the mapping files have {len(error.findings)} "
-                "finding(s)",
-                file=sys.stderr,
-            )
-            return EXIT_INVALID_MAPPINGS
+            return _report_invalid_mappings(error)
         except ServiceStartError as error:
             print(f"zoho-connector: not serving: {error}", file=sys.stderr)
             return EXIT_INVALID_CONFIG
@@ -149,16 +149,33 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report_invalid_mappings(error: MappingInvalidError) -> int:
+    for finding in error.findings:
+        print(finding.as_text(), file=sys.stderr)
+    print(
+        f"zoho-connector: not serving, the mapping files have {len(error.findings)} finding(s)",
+        file=sys.stderr,
+    )
+    return EXIT_INVALID_MAPPINGS
+
+
 def _start_emulator(settings: Settings, state_dir: Path) -> tuple[EmulatorServer, Settings]:
     """Start the emulator and return it with settings that point the Zoho client at it.
 
-    The emulator keeps records in memory, so the journal, the record locks and the token cache
-    of this run go to `state_dir`. A journal kept from an earlier run would answer the sample
-    event as a duplicate and point at record ids the new emulator does not have.
+    The emulator builds its modules from the `crm-modules.yaml` of `MAPPINGS_DIR` when that is
+    set, so it has the fields the mappings write. Raises `OSError` or `ValueError` when that
+    file cannot be read or is invalid. The emulator keeps records in memory, so the journal,
+    the record locks and the token cache of this run go to `state_dir`. A journal kept from an
+    earlier run would answer the sample event as a duplicate and point at record ids the new
+    emulator does not have.
     """
     from engine.emulator import EmulatorServer
+    from engine.mapping.modules import MODULES_FILE_NAME
 
-    emulator = EmulatorServer()
+    modules_path = None
+    if settings.mappings_dir is not None:
+        modules_path = settings.mappings_dir / MODULES_FILE_NAME
+    emulator = EmulatorServer(modules_path=modules_path)
     emulator.start()
     sandboxed = dataclasses.replace(
         settings,
@@ -193,6 +210,11 @@ def print_sandbox_help(
         token_line = "API token: the API_TOKEN you set (not printed)"  # noqa: S105 - no token
         authorization = '"Authorization: Bearer $API_TOKEN"'
         send_line = "Send the sample SIM/Updated event, with API_TOKEN exported in your shell:"
+    sample_event = _shown_path(SAMPLE_EVENT)
+    if not SAMPLE_EVENT.is_file():
+        # Only an editable install reads the repository's docs; a wheel ships `engine/` alone.
+        sample_event = Path("docs/examples/sim-updated.json")
+        send_line += "\n  (this install has no docs/examples/: run it in a repository checkout)"
     curl = " ".join(
         [
             "curl -sS -X POST",
@@ -201,7 +223,7 @@ def print_sandbox_help(
             authorization,
             "-H 'Content-Type: application/json'",
             "--data",
-            shlex.quote(f"@{_shown_path(SAMPLE_EVENT)}"),
+            shlex.quote(f"@{sample_event}"),
         ]
     )
     lines = [

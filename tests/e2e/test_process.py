@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -20,6 +21,8 @@ from typing import Any
 import pytest
 import requests
 
+from engine.cli import serve
+from engine.config import Settings
 from engine.emulator import EmulatorServer
 
 from .conftest import API_TOKEN, load_example
@@ -240,6 +243,79 @@ def test_sandbox_quick_start_prints_working_curl(tmp_path: Path, given_token: st
     if given_token is not None:
         assert given_token not in "".join(service.output)
         assert '"Authorization: Bearer $API_TOKEN"' in curl_line
+
+
+def sandbox_help(monkeypatch: pytest.MonkeyPatch, sample_event: Path) -> str:
+    monkeypatch.setattr(serve, "SAMPLE_EVENT", sample_event)
+    settings = Settings(api_token="operator-token-0123456789abcdef", sandbox=True)
+    out = io.StringIO()
+    serve.print_sandbox_help(settings, "http://0.0.0.0:3000", "http://127.0.0.1:8090", out)
+    return out.getvalue()
+
+
+def test_sandbox_help_without_examples(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    text = sandbox_help(monkeypatch, tmp_path / "site-packages" / "docs" / "sim-updated.json")
+
+    assert "--data @docs/examples/sim-updated.json" in text
+    assert "this install has no docs/examples/: run it in a repository checkout" in text
+
+
+def test_sandbox_help_with_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    text = sandbox_help(monkeypatch, serve.SAMPLE_EVENT)
+
+    assert "--data @docs/examples/sim-updated.json" in text
+    assert "this install has no docs/examples/" not in text
+    assert "operator-token-0123456789abcdef" not in text
+
+
+def copy_mappings(target: Path) -> Path:
+    target.mkdir()
+    for source in (ROOT / "mappings").glob("*.yaml"):
+        (target / source.name).write_text(source.read_text())
+    return target
+
+
+def test_sandbox_emulator_uses_mappings_dir(tmp_path: Path) -> None:
+    mappings = copy_mappings(tmp_path / "mappings")
+    modules = mappings / "crm-modules.yaml"
+    modules.write_text(
+        modules.read_text().replace(
+            "      IMSI: {type: text, length: 20}\n",
+            "      IMSI: {type: text, length: 20}\n      ICCID: {type: text, length: 22}\n",
+            1,
+        )
+    )
+    settings = Settings(api_token="operator-token-0123456789abcdef", mappings_dir=mappings)
+
+    emulator, sandboxed = serve._start_emulator(settings, tmp_path / "state")
+    try:
+        fields = emulator.modules["SIM_Cards"].fields
+    finally:
+        emulator.stop()
+
+    assert "ICCID" in fields
+    assert sandboxed.zoho_api_domain == emulator.url
+
+
+def test_sandbox_with_invalid_modules_exits_1(tmp_path: Path) -> None:
+    mappings = copy_mappings(tmp_path / "mappings")
+    (mappings / "crm-modules.yaml").write_text("modules: [not, a, mapping\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ZOHO_CRM_")}
+    env.update({"PORT": "0", "LOG_DIR": str(tmp_path / "logs"), "MAPPINGS_DIR": str(mappings)})
+
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--sandbox", "--env-file", os.devnull],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 1
+    assert "crm-modules.yaml" in finished.stderr
+    assert "Traceback" not in finished.stderr
 
 
 @pytest.mark.parametrize(
