@@ -160,21 +160,22 @@ class _StepExecution:
                 and step.action is not Action.FIND):
             return self._upsert_step()
 
-        record_id = self._locate(step.match)
-        if record_id is None:
+        located = self._locate(step.match)
+        if located is None:
             return self._absent(step.match)
+        record_id, current = located
         if step.action is Action.FIND:
             return self._result(Outcome.FOUND, record_id)
         changes = self._changes(include_create_only=False, include_key=False)
-        if not changes:
+        if already_written(current, changes):
             return self._result(Outcome.UNCHANGED, record_id)
         self._check(self._call(self.client.update, step.module, [{"id": record_id, **changes}]))
         return self._result(WRITE_OUTCOMES.get(step.action, Outcome.UPDATED), record_id)
 
     # Finding the record
 
-    def _locate(self, match: RecordMatch) -> str | None:
-        """Return the id of the record matching the step's key, or `None` when there is none.
+    def _locate(self, match: RecordMatch) -> tuple[str, Mapping[str, Any]] | None:
+        """Return the id and fields of the record matching the step's key, or `None`.
 
         A record id from the journal is confirmed with a GET, because the record may have been
         deleted or its key changed in Zoho. Without a confirmed id, the search index decides.
@@ -190,7 +191,7 @@ class _StepExecution:
             if known_id is not None:
                 record = self._call(self.client.get, step.module, known_id)
                 if record is not None and values_equal(record.get(field), value):
-                    return known_id
+                    return known_id, record
 
         found = self._call(self.client.search_exact, step.module, field, value)
         if not found:
@@ -202,7 +203,7 @@ class _StepExecution:
                        "step": step.id},
             )
         oldest = min(found, key=lambda record: int(str(record.get("id", "0"))))
-        return str(oldest["id"])
+        return str(oldest["id"]), oldest
 
     def _absent(self, match: RecordMatch) -> StepResult:
         step = self.step
@@ -289,6 +290,9 @@ class _StepExecution:
             return self._result(Outcome.CREATED, result.id)
         if step.action is Action.FIND:
             return self._result(Outcome.FOUND, result.id)
+        # The upsert wrote without reading the record first, so it is unknown whether a value
+        # differed. The outcome reports the values as written, and `unchanged` means only that
+        # the step had nothing to write besides the key.
         if not self._changes(include_create_only=False, include_key=False):
             return self._result(Outcome.UNCHANGED, result.id)
         return self._result(WRITE_OUTCOMES.get(step.action, Outcome.UPDATED), result.id)
@@ -366,3 +370,24 @@ class _StepExecution:
         return StepResult(step_id=self.step.id, module=self.step.module, action=self.step.action,
                           outcome=outcome, record_id=record_id, reason=reason,
                           zoho_calls=self.calls)
+
+
+def already_written(record: Mapping[str, Any], changes: Mapping[str, Any]) -> bool:
+    """Tell whether `record`, as read from Zoho, already has every value in `changes`.
+
+    A field missing from the record counts as different, so the write happens. A lookup
+    compares ids, and `None` (clear) matches only an empty value.
+    """
+    for field, planned in changes.items():
+        if field not in record:
+            return False
+        current = record[field]
+        if planned is None:
+            if current not in (None, ""):
+                return False
+        elif isinstance(planned, Mapping):
+            if not isinstance(current, Mapping) or str(current.get("id")) != str(planned.get("id")):
+                return False
+        elif not values_equal(current, planned):
+            return False
+    return True

@@ -467,3 +467,95 @@ def test_spent_budget_ignores_skipped_steps(client: ZohoClient) -> None:
                         deadline=clock.now - 1.0)
 
     assert [step.outcome for step in result.steps] == [Outcome.SKIPPED]
+
+
+class KnownIds:
+    """Record ids as the journal would return them."""
+
+    def __init__(self, ids: dict[tuple[str, str, Any], str]) -> None:
+        self.ids = ids
+
+    def get(self, module: str, field: str, value: Any) -> str | None:
+        return self.ids.get((module, field, value))
+
+
+def seed_contact_named_ann(client: ZohoClient) -> str:
+    result = client.insert("Contacts", [{"Last_Name": "Existing", "First_Name": "Ann",
+                                         "I_PB": ACCOUNT_ID}])[0]
+    return str(result.id)
+
+
+@pytest.mark.parametrize(
+    ("seeded_first_name", "outcome", "updates"),
+    [
+        pytest.param("Ann", Outcome.UNCHANGED, 0, id="same value not written"),
+        pytest.param("Old", Outcome.UPDATED, 1, id="different value written"),
+    ],
+)
+def test_search_compares_found_record(
+    emulator: EmulatorServer, client: ZohoClient, runner: Runner,
+    seeded_first_name: str, outcome: Outcome, updates: int,
+) -> None:
+    client.insert("Contacts", [{"Last_Name": "Existing", "First_Name": seeded_first_name,
+                                "I_PB": ACCOUNT_ID}])
+
+    result = runner.run(make_plan(contact_step(Action.FIND_OR_CREATE, Strategy.SEARCH)))
+
+    assert result.steps[0].outcome is outcome
+    assert len(emulator.request_log("update")) == updates
+    assert emulator.records("Contacts")[0]["First_Name"] == "Ann"
+
+
+def test_known_id_unchanged_record_not_written(
+    emulator: EmulatorServer, client: ZohoClient, runner: Runner
+) -> None:
+    contact_id = seed_contact_named_ann(client)
+    known = KnownIds({("Contacts", "I_PB", ACCOUNT_ID): contact_id})
+
+    result = runner.run(make_plan(contact_step(Action.UPDATE, Strategy.SEARCH, WhenAbsent.SKIP)),
+                        known_record_ids=known)
+
+    assert result.steps[0].outcome is Outcome.UNCHANGED
+    assert result.steps[0].record_id == contact_id
+    assert result.steps[0].zoho_calls == 1
+    assert emulator.request_log("update") == []
+    assert emulator.request_log("search") == []
+
+
+@pytest.mark.parametrize(
+    ("linked_to_contact", "outcome"),
+    [
+        pytest.param(True, Outcome.UNCHANGED, id="already linked"),
+        pytest.param(False, Outcome.LINKED, id="linked to nobody"),
+    ],
+)
+def test_search_link_compares_lookup(
+    emulator: EmulatorServer, client: ZohoClient, runner: Runner,
+    linked_to_contact: bool, outcome: Outcome,
+) -> None:
+    contact_id = seed_contact_named_ann(client)
+    client.insert("SIM_Cards", [{
+        "Name": "Seeded SIM", "I_SIM_Card": SIM_ID, "Status": "Active",
+        "Related_Contact": {"id": contact_id} if linked_to_contact else None,
+    }])
+    plan = make_plan(
+        contact_step(Action.FIND_OR_CREATE, Strategy.SEARCH),
+        sim_step(Action.LINK, Strategy.SEARCH, WhenAbsent.CREATE, link_to="contact"),
+    )
+
+    result = runner.run(plan)
+
+    assert result.steps[1].outcome is outcome
+    assert emulator.records("SIM_Cards")[0]["Related_Contact"]["id"] == contact_id
+
+
+def test_upsert_reports_written_values_as_updated(
+    emulator: EmulatorServer, client: ZohoClient, runner: Runner
+) -> None:
+    # The upsert strategy does not read the record, so equal values still count as written.
+    seed_contact_named_ann(client)
+
+    result = runner.run(make_plan(contact_step()))
+
+    assert result.steps[0].outcome is Outcome.UPDATED
+    assert len(emulator.request_log("upsert")) == 1
