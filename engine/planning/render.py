@@ -42,7 +42,10 @@ def describe_operation(step: Step) -> str:
         return f"{search}; absent: {absent}"
     found = "no write"
     if writes_found_record(step):
-        found = f"PUT {API_PREFIX}/{step.module} with the record id"
+        found = (
+            f"PUT {API_PREFIX}/{step.module} with the record id, unless the record already "
+            "has the values"
+        )
     return f"{search}; found: {found}; absent: {absent}"
 
 

@@ -44,7 +44,7 @@ def step(
 
 SEARCH = r"GET /crm/v8/Contacts/search?criteria=(I_PB:equals:Smith\, J \(x\)) (exact re-check)"
 UPSERT = "POST /crm/v8/Contacts/upsert duplicate_check_fields=[I_PB]"
-UPDATE = "PUT /crm/v8/Contacts with the record id"
+UPDATE = "PUT /crm/v8/Contacts with the record id, unless the record already has the values"
 KNOWN_ID = (
     "when the journal stores the record's id: GET /crm/v8/Contacts/{id} first, and the search "
     "only if that record is gone or its key changed"
