@@ -1,4 +1,8 @@
-"""Journal facts of an event (id, type, account and SIM keys), read from the NSPS body."""
+"""Journal facts of an event: its id, type and record keys.
+
+An event the planner accepted takes its keys from the plan's record keys, so they follow the
+mappings. An event that failed planning takes them from the NSPS body, where present.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,24 @@ def event_id_of(body: Any) -> str | None:
 
 
 def facts_from_plan(body: Any, plan: Plan) -> EventFacts:
-    """Return the journal facts of an event that the planner accepted."""
-    return _facts(body, plan.event_id, plan.event_type, plan)
+    """Return the journal facts of an event that the planner accepted.
+
+    The account key is the first record key in the module of the plan's first matching step
+    (the contact, in the default mappings). The values of the other record keys (the SIM
+    cards) are stored as the SIM keys.
+    """
+    first_module = next((step.module for step in plan.steps if step.match is not None), None)
+    account = next((key for key in plan.record_keys if key.module == first_module), None)
+    other_keys = [record_key_text(key.value) for key in plan.record_keys if key is not account]
+
+    return EventFacts(
+        event_id=plan.event_id,
+        event_type=plan.event_type,
+        account_key=record_key_text(account.value) if account is not None else None,
+        sim_keys=tuple(dict.fromkeys(other_keys)),
+        event_time=plan.event_time,
+        body=body,
+    )
 
 
 def facts_from_body(body: Any) -> EventFacts | None:
@@ -32,10 +52,9 @@ def facts_from_body(body: Any) -> EventFacts | None:
     event_id = event_id_of(body)
     if event_id is None:
         return None
-    return _facts(body, event_id, _event_type_of(body), None)
 
-
-def _facts(body: Any, event_id: str, event_type: str | None, plan: Plan | None) -> EventFacts:
+    # NOTE: without a plan there are no mappings to name the keys, so these NSPS paths are read
+    # directly. They match the default mappings only.
     pb_data = _object(body, "pb_data")
     account_key = _object(pb_data, "account_info").get("id")
     sim_keys = [
@@ -46,10 +65,9 @@ def _facts(body: Any, event_id: str, event_type: str | None, plan: Plan | None) 
 
     return EventFacts(
         event_id=event_id,
-        event_type=event_type,
+        event_type=_event_type_of(body),
         account_key=account_key if isinstance(account_key, str) else None,
         sim_keys=tuple(dict.fromkeys(sim_keys)),
-        event_time=plan.event_time if plan is not None else None,
         body=body,
     )
 

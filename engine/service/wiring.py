@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import falcon
 
 from engine.config import Settings
 from engine.service.app import create_app
 from engine.zoho.settings import ZohoSettings
+
+if TYPE_CHECKING:
+    from engine.mapping.model import CompiledMappings
 
 logger = logging.getLogger("engine.service")
 
@@ -102,11 +107,28 @@ def build_service(settings: Settings) -> Service:
             _check_writable_directory(settings.lock_dir)
         except OSError as error:
             raise _not_writable("LOCK_DIR", settings.lock_dir, error) from error
-        service.app = create_app(settings, processor=processor, readiness=client.check_ready)
+        probe_module, probe_key_field = _readiness_probe(planner.mappings)
+        readiness = functools.partial(client.check_ready, probe_module, probe_key_field)
+        service.app = create_app(settings, processor=processor, readiness=readiness)
     except BaseException:
         service.close()
         raise
     return service
+
+
+def _readiness_probe(mappings: CompiledMappings) -> tuple[str | None, str | None]:
+    """Return the module and key field that the readiness check searches.
+
+    It is the first module that the first action plan writes, so the probe needs the same Zoho
+    scopes as the events do. Without action plans it is the first declared module, and without
+    modules it is `(None, None)`, so only the token is checked.
+    """
+    for action_plan in mappings.action_plans.values():
+        for step in action_plan.steps:
+            return step.module.module.name, step.module.key_field.name
+    for strategy in mappings.modules.values():
+        return strategy.module.name, strategy.key_field.name
+    return None, None
 
 
 def _check_writable_directory(directory: Path) -> None:

@@ -204,11 +204,14 @@ class ZohoClient:
 
     # Readiness and lifecycle
 
-    def check_ready(self) -> dict[str, Any]:
+    def check_ready(self, module: str | None, key_field: str | None) -> dict[str, Any]:
         """Report whether an access token is obtainable and the records API responds.
 
-        The API probe (one search, one API credit) is reused for five minutes. The token check
-        runs on every call, but it refreshes only when the cached token is about to expire.
+        The API probe is one search on `module` by `key_field`, normally a module and key field
+        that the mappings use, so it needs the scopes the connector needs. It costs one API
+        credit and is reused for five minutes. With `module=None` only the token is checked.
+        The token check runs on every call, but it refreshes only when the cached token is about
+        to expire.
         """
         report: dict[str, Any] = {"ready": False, "token": "failed", "api": "unchecked",
                                   "api_domain": self.api_domain}
@@ -220,6 +223,9 @@ class ZohoClient:
             return report
         report["token"] = "ok"  # noqa: S105 (a status word, not a secret)
         report["api_domain"] = self.api_domain
+        if module is None or key_field is None:
+            report["ready"] = True
+            return report
 
         with self._ready_lock:
             now = time.monotonic()
@@ -228,7 +234,7 @@ class ZohoClient:
                 cached["api_domain"] = self.api_domain
                 return cached
             try:
-                self._probe("Contacts", "Last_Name")
+                self._probe(module, key_field)
             except ZohoError as exc:
                 report["api"] = "failed"
                 report["error"] = exc.message

@@ -12,6 +12,8 @@ import pytest
 from engine.emulator import EmulatorServer
 from engine.errors import ZohoRateLimitError, ZohoRequestError, ZohoUnavailableError
 from engine.metrics import REGISTRY
+from engine.planning.planner import Planner
+from engine.service.wiring import _readiness_probe
 from engine.zoho import ZohoClient
 from engine.zoho.criteria import equals_criteria, escape_criteria_value, values_equal
 
@@ -304,7 +306,7 @@ def test_deadline_stops_retries_with_retry_after(
 def test_check_ready_reports_token_and_api(
     emulator: EmulatorServer, client: ZohoClient
 ) -> None:
-    report = client.check_ready()
+    report = client.check_ready("Contacts", "I_PB")
 
     assert report["ready"] is True
     assert report["token"] == "ok"
@@ -313,14 +315,41 @@ def test_check_ready_reports_token_and_api(
 
 
 def test_check_ready_reuses_api_probe(emulator: EmulatorServer, client: ZohoClient) -> None:
-    client.check_ready()
-    client.check_ready()
+    client.check_ready("Contacts", "I_PB")
+    client.check_ready("Contacts", "I_PB")
 
     assert len(emulator.request_log("search")) == 1
 
 
+def test_check_ready_probes_given_module(emulator: EmulatorServer, client: ZohoClient) -> None:
+    report = client.check_ready("SIM_Cards", "I_SIM_Card")
+
+    searches = emulator.request_log("search")
+    assert report["ready"] is True
+    assert len(searches) == 1
+    assert searches[0]["module"] == "SIM_Cards"
+    assert searches[0]["query"]["criteria"].startswith("(I_SIM_Card:equals:")
+
+
+def test_check_ready_without_module_checks_token(
+    emulator: EmulatorServer, client: ZohoClient
+) -> None:
+    report = client.check_ready(None, None)
+
+    assert report["ready"] is True
+    assert report["token"] == "ok"
+    assert report["api"] == "unchecked"
+    assert emulator.request_log("search") == []
+
+
+def test_service_probes_first_planned_module() -> None:
+    mappings = Planner.from_directory().mappings
+
+    assert _readiness_probe(mappings) == ("Contacts", "I_PB")
+
+
 def test_check_ready_with_bad_credentials(client_factory: Callable[..., ZohoClient]) -> None:
-    report = client_factory(client_secret="wrong").check_ready()
+    report = client_factory(client_secret="wrong").check_ready("Contacts", "I_PB")
 
     assert report["ready"] is False
     assert report["token"] == "failed"

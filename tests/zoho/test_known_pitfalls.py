@@ -104,7 +104,7 @@ def test_scope_mismatch_reported_by_readiness(
                              "message": "invalid oauth scope to access this URL",
                              "status": "error"})
 
-    report = client.check_ready()
+    report = client.check_ready("Contacts", "I_PB")
 
     assert report["ready"] is False
     assert report["token"] == "ok"
@@ -125,7 +125,7 @@ def test_token_file_folder_not_creatable(
 
     with pytest.raises(ZohoUnavailableError) as raised:
         client.get("Contacts", RECORD_ID)
-    report = client.check_ready()
+    report = client.check_ready("Contacts", "I_PB")
 
     assert "ZOHO_CRM_TOKEN_FILE" in raised.value.message
     assert raised.value.retry_after is not None
