@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import requests
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
 
 from engine.emulator.app import (
@@ -27,6 +29,12 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
 """How often the serving loop checks whether `stop()` was called."""
+
+DRAIN_SECONDS = 2.0
+"""Maximum wait in `stop()` for the responses to requests already received to be sent."""
+
+THREAD_EXIT_SECONDS = 1.0
+"""Maximum wait in `stop()` for worker threads to exit once every connection is closed."""
 
 
 class EmulatorServer:
@@ -92,17 +100,27 @@ class EmulatorServer:
 
     def _serve(self) -> None:
         # waitress's own `run()` loops until every connection is closed, so an idle keep-alive
-        # connection of a client would delay `stop()`. This loop checks for stop between polls,
-        # then closes the listening socket and every connection itself.
+        # connection of a client would delay `stop()`. This loop checks for stop between polls.
+        # Then it stops accepting and keeps serving until the requests already received have
+        # their responses sent, which is quick because `stop()` also ends fault holds and
+        # latency waits. Last, it closes every connection itself.
         server = self._server
         socket_map = server._map
         try:
             while not self._stopping.is_set():
                 wasyncore.loop(timeout=POLL_SECONDS, map=socket_map, count=1)
+            server.accepting = False
+            drain_until = time.monotonic() + DRAIN_SECONDS
+            while _has_pending_responses(socket_map) and time.monotonic() < drain_until:
+                wasyncore.loop(timeout=POLL_SECONDS, map=socket_map, count=1)
         finally:
             for channel in list(socket_map.values()):
-                channel.close()
-            server.task_dispatcher.shutdown(timeout=5)
+                if isinstance(channel, HTTPChannel):
+                    # Unlike `close()`, this wakes a worker waiting to write, which then stops.
+                    channel.handle_close()
+                else:
+                    channel.close()
+            server.task_dispatcher.shutdown(timeout=THREAD_EXIT_SECONDS)
 
     def stop(self) -> None:
         if self._server is None:
@@ -189,3 +207,15 @@ class EmulatorServer:
             timeout=10,
         )
         return str(response.json()["access_token"])
+
+
+def _has_pending_responses(socket_map: dict[int, Any]) -> bool:
+    """Tell whether a connection has a request in progress or a response not yet sent.
+
+    A request counts from its first byte, so one that is still arriving is read and served.
+    """
+    return any(
+        isinstance(channel, HTTPChannel)
+        and (channel.requests or channel.request is not None or channel.total_outbufs_len)
+        for channel in socket_map.values()
+    )

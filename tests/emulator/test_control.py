@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -210,3 +212,47 @@ def test_restarted_server_keeps_saving(tmp_path: Path) -> None:
         names = sorted(record["Last_Name"] for record in reopened.records("Contacts"))
 
     assert names == ["After restart", "Before restart"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "latency_seconds"),
+    [
+        pytest.param(None, 30.0, id="requests waiting out latency"),
+        pytest.param({"kind": "timeout", "hold_seconds": 30.0, "count": 40}, 0.0,
+                     id="requests held by a timeout fault"),
+    ],
+)
+def test_stop_answers_received_requests(
+    fault: dict[str, object] | None, latency_seconds: float
+) -> None:
+    # Two worker threads and 40 requests: most are still queued when stop() is called.
+    emulator = EmulatorServer(threads=2).start()
+    statuses: list[int | str] = []
+    try:
+        emulator.update_settings(latency_seconds=latency_seconds)
+        token = emulator.issue_access_token()
+        if fault is not None:
+            emulator.add_fault(operation="get", **fault)
+
+        def call() -> None:
+            try:
+                response = requests.get(f"{emulator.url}/crm/v8/Contacts/5725767000000411001",
+                                        headers={"Authorization": f"Zoho-oauthtoken {token}"},
+                                        timeout=60)
+                statuses.append(response.status_code)
+            except requests.RequestException as exc:
+                statuses.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=call) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        # The waitress task queue is read directly: it is the only sign that a request was
+        # received but no worker has started it.
+        while len(emulator._server.task_dispatcher.queue) < 38:
+            time.sleep(0.01)
+    finally:
+        emulator.stop()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [204] * 40
