@@ -82,7 +82,7 @@ def token_error(error_code: str, description: str | None) -> AttemptError:
 
 
 def _throttled(retry_after_header: str | None) -> AttemptError:
-    """Return the error for Zoho's token throttle, waiting as `Retry-After` says if present."""
+    """Return the error for Zoho's token throttle, with `retry_after` from `Retry-After`."""
     retry_after = THROTTLE_RETRY_AFTER_SECONDS
     if retry_after_header:
         try:

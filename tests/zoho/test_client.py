@@ -245,7 +245,7 @@ def test_concurrency_capped_by_client(
 def test_read_timeout_ends_at_deadline(
     emulator: EmulatorServer, client_factory: Callable[..., ZohoClient]
 ) -> None:
-    # Zoho answers after 3 s, well within the 60 s read timeout but after the deadline.
+    # Zoho responds after 3 s, well within the 60 s read timeout but after the deadline.
     client = client_factory(timeout_seconds=60.0)
     client.get("Contacts", "5725767000000411001")
     emulator.update_settings(latency_seconds=3.0)
