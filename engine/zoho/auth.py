@@ -28,7 +28,7 @@ from oauthlib.oauth2 import WebApplicationClient
 from engine.errors import ZohoAuthError, ZohoRateLimitError, ZohoUnavailableError
 from engine.metrics import ZOHO_CALL_SECONDS, ZOHO_CALLS
 from engine.zoho.outcomes import RetryAction, Transport, classify
-from engine.zoho.retry import AttemptError
+from engine.zoho.retry import AttemptError, parse_retry_after
 from engine.zoho.settings import ZohoSettings
 
 logger = logging.getLogger(__name__)
@@ -83,12 +83,8 @@ def token_error(error_code: str, description: str | None) -> AttemptError:
 
 def _throttled(retry_after_header: str | None) -> AttemptError:
     """Return the error for Zoho's token throttle, with `retry_after` from `Retry-After`."""
-    retry_after = THROTTLE_RETRY_AFTER_SECONDS
-    if retry_after_header:
-        try:
-            retry_after = max(1.0, float(retry_after_header))
-        except ValueError:
-            pass
+    retry_after = parse_retry_after(retry_after_header)
+    retry_after = THROTTLE_RETRY_AFTER_SECONDS if retry_after is None else max(1.0, retry_after)
     # FAIL, not RETRY: the throttle lifts within minutes, far beyond an event's time budget.
     return AttemptError(
         ZohoRateLimitError(

@@ -18,7 +18,7 @@ from engine.metrics import ZOHO_CALL_SECONDS, ZOHO_CALLS
 from engine.zoho.auth import AccessToken, TokenManager, request_timeout, transport_failure
 from engine.zoho.criteria import equals_criteria, values_equal
 from engine.zoho.outcomes import RetryAction, Transport, classify
-from engine.zoho.retry import AttemptError, RetryPolicy, call_with_retries
+from engine.zoho.retry import AttemptError, RetryPolicy, call_with_retries, parse_retry_after
 from engine.zoho.settings import ZohoSettings
 
 logger = logging.getLogger(__name__)
@@ -368,7 +368,7 @@ class ZohoClient:
             self._slots.release()
         self._record_call(operation, module, str(response.status_code), started)
 
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if response.status_code == 204 or not content.strip():
             return response.status_code, None, retry_after
         try:
@@ -487,12 +487,3 @@ def _check_record_id(record_id: object) -> None:
     # Zoho ids are 19 digits, beyond a double's exact range: they must stay strings.
     if not isinstance(record_id, str) or not record_id.isdigit():
         raise ValueError(f"a Zoho record id must be a string of digits, got {record_id!r}")
-
-
-def _retry_after(header: str | None) -> float | None:
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        return None

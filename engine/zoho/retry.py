@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+MAX_RETRY_AFTER_SECONDS = 3600.0
+"""Upper bound of any wait: a longer `Retry-After` from Zoho is cut to this, so the wait and
+the `Retry-After` sent on to NSPS stay finite."""
+
 
 class AttemptError(Exception):
     """One failed attempt: the error to raise and the outcome table's action for it."""
@@ -41,6 +45,23 @@ def backoff_delay(policy: RetryPolicy, retry_number: int, random_fraction: float
     """Return the full-jitter delay before retry `retry_number` (1-based), in seconds."""
     ceiling = min(policy.max_seconds, policy.base_seconds * 2 ** (retry_number - 1))
     return ceiling * random_fraction
+
+
+def parse_retry_after(header: str | None) -> float | None:
+    """Return a `Retry-After` header's seconds, cut to `MAX_RETRY_AFTER_SECONDS`.
+
+    Returns `None` when the header is absent or is not a finite number of seconds (an HTTP
+    date, `inf`, `nan`). A negative number counts as zero.
+    """
+    if not header:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
 def is_retryable(action: RetryAction, *, idempotent: bool) -> bool:
@@ -77,8 +98,9 @@ def call_with_retries(
 
             retry_number += 1
             delay = backoff_delay(policy, retry_number, random_fraction())
-            if error.retry_after is not None:
+            if error.retry_after is not None and math.isfinite(error.retry_after):
                 delay = max(delay, error.retry_after)
+            delay = min(delay, MAX_RETRY_AFTER_SECONDS)
             out_of_retries = retry_number > policy.max_retries
             past_deadline = deadline is not None and clock() + delay > deadline
             if out_of_retries or past_deadline:

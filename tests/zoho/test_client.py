@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from engine.planning.planner import Planner
 from engine.service.wiring import _readiness_probe
 from engine.zoho import ZohoClient
 from engine.zoho.criteria import equals_criteria, escape_criteria_value, values_equal
+from engine.zoho.retry import parse_retry_after
 
 HOSTILE_VALUES = [
     pytest.param("a(b),c\\d", id="brackets comma backslash"),
@@ -405,3 +407,46 @@ def test_retry_after_read_from_empty_429(
         client.get("Contacts", "5725767000000411001", deadline=time.monotonic() + 5)
 
     assert raised.value.retry_after == 45.0
+
+
+@pytest.mark.parametrize(
+    ("header", "retry_after"),
+    [
+        pytest.param("1e308", 3600.0, id="huge number cut to one hour"),
+        pytest.param("86400", 3600.0, id="one day cut to one hour"),
+        pytest.param("inf", None, id="infinity ignored"),
+        pytest.param("nan", None, id="nan ignored"),
+        pytest.param("-5", 0.0, id="negative counts as zero"),
+        pytest.param("Wed, 21 Oct 2026 07:28:00 GMT", None, id="http date ignored"),
+    ],
+)
+def test_parse_retry_after_bounded(header: str, retry_after: float | None) -> None:
+    assert parse_retry_after(header) == retry_after
+
+
+@pytest.mark.parametrize(
+    ("header", "retry_after"),
+    [
+        pytest.param("1e308", 3600.0, id="huge Retry-After"),
+        pytest.param("inf", None, id="infinite Retry-After"),
+        pytest.param("nan", None, id="nan Retry-After"),
+    ],
+)
+def test_unusable_retry_after_gives_finite_wait(
+    emulator: EmulatorServer, client: ZohoClient, header: str, retry_after: float | None
+) -> None:
+    emulator.add_fault(operation="get", status=429, count=5, headers={"Retry-After": header},
+                       body={"code": "TOO_MANY_REQUESTS", "details": {}, "message": "slow down",
+                             "status": "error"})
+
+    with pytest.raises(ZohoRateLimitError) as raised:
+        client.get("Contacts", "5725767000000411001", deadline=time.monotonic() + 5)
+
+    sent = raised.value.retry_after
+    assert sent is not None
+    assert math.isfinite(sent)
+    if retry_after is None:
+        # Without a usable header the wait is the short jittered backoff of the test settings.
+        assert sent == 1.0
+    else:
+        assert sent == retry_after
