@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from filelock import FileLock
@@ -104,10 +105,37 @@ def _is_throttle_text(text: str) -> bool:
     return not stripped.startswith("{") and "access denied" in stripped[:2000].lower()
 
 
+def api_domain_problem(api_domain: str, *, allow_http: bool) -> str | None:
+    """Return why `api_domain` is not a usable API base URL, or `None` when it is.
+
+    Only `https://host[:port]` passes, or `http://` when `allow_http` is set for a local
+    emulator. A path, query, fragment or user name would change where the calls and the
+    access token go.
+    """
+    try:
+        parts = urlsplit(api_domain)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return "is not a URL"
+    schemes = ("https", "http") if allow_http else ("https",)
+    if parts.scheme not in schemes:
+        return "is not an https URL" if not allow_http else "is not an http or https URL"
+    if not parts.hostname or any(char.isspace() for char in api_domain):
+        return "has no valid host name"
+    if parts.username is not None or parts.path not in ("", "/") or parts.query \
+            or parts.fragment:
+        return "has more than a scheme, host and port"
+    return None
+
+
 def parse_token_response(
-    body: dict[str, Any], *, now: float, previous_api_domain: str
+    body: dict[str, Any], *, now: float, previous_api_domain: str, allow_http: bool = False
 ) -> AccessToken:
-    """Read a token-endpoint body, which carries errors in an `error` key even on HTTP 200."""
+    """Read a token-endpoint body, which carries errors in an `error` key even on HTTP 200.
+
+    An `api_domain` that is not an https URL is rejected (`http` too when `allow_http` is set),
+    so that no token is stored with it.
+    """
     error_code = body.get("error")
     if error_code:
         raise token_error(str(error_code), body.get("error_description"))
@@ -127,7 +155,21 @@ def parse_token_response(
         lifetime = DEFAULT_LIFETIME_SECONDS
 
     # A refresh that omits api_domain keeps the one from before, never the default US host.
-    api_domain = str(body.get("api_domain") or previous_api_domain).rstrip("/")
+    returned_domain = body.get("api_domain")
+    if not returned_domain:
+        api_domain = previous_api_domain.rstrip("/")
+    else:
+        api_domain = str(returned_domain).rstrip("/")
+        problem = api_domain_problem(api_domain, allow_http=allow_http)
+        if problem is not None:
+            raise AttemptError(
+                ZohoAuthError(
+                    f"Zoho's token endpoint returned an api_domain that {problem} "
+                    f"({_shorten(api_domain)}), so the token was discarded: check that "
+                    "ZOHO_CRM_ACCOUNTS_URL is Zoho's accounts server"
+                ),
+                RetryAction.FAIL,
+            )
     return AccessToken(value=access_token, expires_at=now + lifetime, api_domain=api_domain)
 
 
@@ -150,6 +192,8 @@ class TokenManager:
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
         self._api_domain = settings.api_domain.rstrip("/")
+        # Plain http is accepted only when the accounts server is itself http, as the emulator is.
+        self._allow_http = settings.accounts_url.lower().startswith("http://")
         self._oauth_client = WebApplicationClient(settings.client_id)
         # Another process holds the lock for at most one token request.
         lock_timeout = settings.connect_timeout_seconds + settings.timeout_seconds + 5
@@ -320,7 +364,8 @@ class TokenManager:
             )
 
         token = parse_token_response(
-            parsed, now=self._clock(), previous_api_domain=self.api_domain
+            parsed, now=self._clock(), previous_api_domain=self.api_domain,
+            allow_http=self._allow_http,
         )
         logger.info(
             "refreshed the Zoho access token",
@@ -336,7 +381,7 @@ class TokenManager:
             stored = json.loads(path.read_text(encoding="utf-8"))
             if stored.get("client_id") != self._settings.client_id:
                 return None
-            return AccessToken(
+            token = AccessToken(
                 value=str(stored["access_token"]),
                 expires_at=float(stored["expires_at"]),
                 api_domain=str(stored["api_domain"]),
@@ -349,6 +394,18 @@ class TokenManager:
                 extra={"token_file": str(path)},
             )
             return None
+        # The configured API domain is trusted: a refresh without api_domain stores it.
+        problem = None
+        if token.api_domain != self._settings.api_domain.rstrip("/"):
+            problem = api_domain_problem(token.api_domain, allow_http=self._allow_http)
+        if problem is not None:
+            logger.warning(
+                "ignoring a Zoho token file whose api_domain is invalid; a new token will be "
+                "fetched",
+                extra={"token_file": str(path), "problem": problem},
+            )
+            return None
+        return token
 
     def _write_token_file(self, token: AccessToken) -> None:
         path = self._settings.token_file
@@ -363,6 +420,13 @@ class TokenManager:
             }
         )
         write_private_file(path, content)
+
+
+def _shorten(value: str, limit: int = 80) -> str:
+    """Return `value` as a quoted string of at most about `limit` characters, for messages."""
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[:limit]) + "..."
 
 
 def request_timeout(

@@ -19,7 +19,7 @@ from filelock import FileLock
 from engine.emulator import EmulatorServer
 from engine.errors import ZohoAuthError, ZohoRateLimitError, ZohoUnavailableError
 from engine.zoho import DATA_CENTERS, ZohoClient, ZohoSettings
-from engine.zoho.auth import parse_token_response, write_private_file
+from engine.zoho.auth import api_domain_problem, parse_token_response, write_private_file
 from engine.zoho.retry import AttemptError
 
 from .conftest import SANDBOX_CREDENTIALS, closed_port_url, make_settings
@@ -415,3 +415,82 @@ def test_stuck_token_file_lock_times_out(emulator: EmulatorServer, tmp_path: Pat
 
     assert "token file lock" in raised.value.message
     assert emulator.request_log("token") == []
+
+
+# api_domain of the token response
+
+
+@pytest.mark.parametrize(
+    ("api_domain", "allow_http", "problem"),
+    [
+        pytest.param("https://www.zohoapis.eu", False, None, id="zoho https domain"),
+        pytest.param("https://www.zohoapis.eu/", False, None, id="trailing slash"),
+        pytest.param("https://127.0.0.1:8443", False, None, id="https with port"),
+        pytest.param("http://127.0.0.1:8090", True, None, id="http for a local accounts server"),
+        pytest.param("http://www.zohoapis.eu", False, "is not an https URL",
+                     id="http for an https accounts server"),
+        pytest.param("ftp://evil.invalid", False, "is not an https URL", id="ftp scheme"),
+        pytest.param("ftp://evil.invalid", True, "is not an http or https URL",
+                     id="ftp scheme with http allowed"),
+        pytest.param("www.zohoapis.eu", False, "is not an https URL", id="no scheme"),
+        pytest.param("https://", False, "has no valid host name", id="no host"),
+        pytest.param("https://www.zoho apis.eu", False, "has no valid host name",
+                     id="space in host"),
+        pytest.param("https://www.zohoapis.eu/proxy", False,
+                     "has more than a scheme, host and port", id="path"),
+        pytest.param("https://user@www.zohoapis.eu", False,
+                     "has more than a scheme, host and port", id="user name"),
+        pytest.param("https://www.zohoapis.eu?x=1", False,
+                     "has more than a scheme, host and port", id="query"),
+        pytest.param("https://www.zohoapis.eu:port", False, "is not a URL", id="port not a number"),
+    ],
+)
+def test_api_domain_problem(api_domain: str, allow_http: bool, problem: str | None) -> None:
+    assert api_domain_problem(api_domain, allow_http=allow_http) == problem
+
+
+def test_token_with_invalid_api_domain_rejected() -> None:
+    body = {"access_token": "t", "expires_in": 3600, "api_domain": "ftp://evil.invalid"}
+
+    with pytest.raises(AttemptError) as raised:
+        parse_token_response(body, now=0.0, previous_api_domain="https://www.zohoapis.eu")
+
+    assert isinstance(raised.value.error, ZohoAuthError)
+    assert "'ftp://evil.invalid'" in raised.value.error.message
+    assert "ZOHO_CRM_ACCOUNTS_URL" in raised.value.error.message
+
+
+def test_invalid_api_domain_not_stored(
+    emulator: EmulatorServer, client_factory: Callable[..., ZohoClient], tmp_path: Path
+) -> None:
+    token_file = tmp_path / "zoho-token.json"
+    client = client_factory(token_file=token_file)
+    emulator.add_fault(operation="token", status=200,
+                       body={"access_token": "1000.bad", "expires_in": 3600,
+                             "api_domain": "ftp://evil.invalid"})
+
+    with pytest.raises(ZohoAuthError) as raised:
+        client.get("Contacts", RECORD_ID)
+
+    assert "api_domain" in raised.value.message
+    assert raised.value.status == 500
+    assert not token_file.exists()
+    assert emulator.request_log("get") == []
+    # The next refresh returns a valid api_domain and is used at once.
+    assert client.get("Contacts", RECORD_ID) is None
+    assert json.loads(token_file.read_text(encoding="utf-8"))["api_domain"] == emulator.url
+
+
+def test_token_file_with_invalid_api_domain_ignored(
+    emulator: EmulatorServer, client_factory: Callable[..., ZohoClient], tmp_path: Path
+) -> None:
+    token_file = tmp_path / "zoho-token.json"
+    token_file.write_text(json.dumps({
+        "client_id": SANDBOX_CREDENTIALS["client_id"], "access_token": "1000.stored",
+        "expires_at": 4_000_000_000.0, "api_domain": "ftp://evil.invalid",
+    }), encoding="utf-8")
+
+    assert client_factory(token_file=token_file).get("Contacts", RECORD_ID) is None
+
+    assert len(emulator.request_log("token")) == 1
+    assert json.loads(token_file.read_text(encoding="utf-8"))["api_domain"] == emulator.url
