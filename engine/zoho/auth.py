@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -26,7 +27,12 @@ from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
 from oauthlib.oauth2 import WebApplicationClient
 
-from engine.errors import ZohoAuthError, ZohoRateLimitError, ZohoUnavailableError
+from engine.errors import (
+    ZohoAuthError,
+    ZohoRateLimitError,
+    ZohoRequestError,
+    ZohoUnavailableError,
+)
 from engine.metrics import ZOHO_CALL_SECONDS, ZOHO_CALLS
 from engine.zoho.outcomes import RetryAction, Transport, classify
 from engine.zoho.retry import AttemptError, parse_retry_after
@@ -146,13 +152,7 @@ def parse_token_response(
             RetryAction.FAIL,
         )
 
-    # The legacy shape carries seconds in `expires_in_sec` and milliseconds in `expires_in`.
-    if "expires_in_sec" in body:
-        lifetime = float(body["expires_in_sec"])
-    elif "expires_in" in body:
-        lifetime = float(body["expires_in"])
-    else:
-        lifetime = DEFAULT_LIFETIME_SECONDS
+    lifetime = _token_lifetime(body)
 
     # A refresh that omits api_domain keeps the one from before, never the default US host.
     returned_domain = body.get("api_domain")
@@ -171,6 +171,39 @@ def parse_token_response(
                 RetryAction.FAIL,
             )
     return AccessToken(value=access_token, expires_at=now + lifetime, api_domain=api_domain)
+
+
+def _token_lifetime(body: dict[str, Any]) -> float:
+    """Return the token lifetime in seconds; raise `AttemptError` when it is not a positive number.
+
+    A lifetime in another shape means the server is not the Zoho accounts server the client
+    expects, so it is a setup problem (500) rather than a transient failure, and retrying would
+    spend one of the 10 tokens Zoho issues per 10 minutes.
+    """
+    # The legacy shape carries seconds in `expires_in_sec` and milliseconds in `expires_in`.
+    if "expires_in_sec" in body:
+        name = "expires_in_sec"
+    elif "expires_in" in body:
+        name = "expires_in"
+    else:
+        return DEFAULT_LIFETIME_SECONDS
+    value = body[name]
+    lifetime = math.nan
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            lifetime = float(value)
+        except ValueError:
+            pass
+    if not (math.isfinite(lifetime) and lifetime > 0):
+        raise AttemptError(
+            ZohoRequestError(
+                f"Zoho's token endpoint returned {name} {_shorten(str(value))}, which is not a "
+                "positive number of seconds: check that ZOHO_CRM_ACCOUNTS_URL is Zoho's "
+                "accounts server"
+            ),
+            RetryAction.FAIL,
+        )
+    return lifetime
 
 
 class TokenManager:

@@ -61,18 +61,42 @@ class RecordResult:
         return str(name) if name is not None else None
 
     @classmethod
-    def from_element(cls, element: Mapping[str, Any]) -> RecordResult:
+    def from_element(cls, element: object, *, operation: str, module: str) -> RecordResult:
+        """Read one element of a write response's `data` list.
+
+        Raises `ZohoRequestError` when the element is not an object, or when it reports
+        success without a record id in `details.id`, because the runner links and updates
+        records by that id.
+        """
+        where = f"Zoho CRM {operation} on {module}"
+        if not isinstance(element, Mapping):
+            raise ZohoRequestError(
+                f"{where} returned a result that is not a JSON object "
+                f"({type(element).__name__}); check ZOHO_CRM_API_DOMAIN"
+            )
         details = element.get("details")
         if not isinstance(details, Mapping):
             details = {}
+        status = str(element.get("status", ""))
         record_id = details.get("id")
+        if isinstance(record_id, int) and not isinstance(record_id, bool):
+            record_id = str(record_id)
+        if not (isinstance(record_id, str) and record_id.isdigit()):
+            if status == "success":
+                raise ZohoRequestError(
+                    f"{where} reported success without a record id of digits in details.id; "
+                    "check ZOHO_CRM_API_DOMAIN"
+                )
+            record_id = None
+        action = element.get("action")
+        duplicate_field = element.get("duplicate_field")
         return cls(
             code=str(element.get("code", "")),
-            status=str(element.get("status", "")),
+            status=status,
             message=str(element.get("message", "")),
-            id=str(record_id) if record_id is not None else None,
-            action=element.get("action"),
-            duplicate_field=element.get("duplicate_field"),
+            id=record_id,
+            action=action if isinstance(action, str) else None,
+            duplicate_field=duplicate_field if isinstance(duplicate_field, str) else None,
             details=dict(details),
         )
 
@@ -300,7 +324,8 @@ class ZohoClient:
                 f"Zoho CRM {operation} on {module} returned {len(elements)} results "
                 f"for {count} records" + (f", the first with code {code}" if code else "")
             )
-        return [RecordResult.from_element(element) for element in elements]
+        return [RecordResult.from_element(element, operation=operation, module=module)
+                for element in elements]
 
     def _call(
         self,

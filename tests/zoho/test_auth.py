@@ -17,7 +17,12 @@ import pytest
 from filelock import FileLock
 
 from engine.emulator import EmulatorServer
-from engine.errors import ZohoAuthError, ZohoRateLimitError, ZohoUnavailableError
+from engine.errors import (
+    ZohoAuthError,
+    ZohoRateLimitError,
+    ZohoRequestError,
+    ZohoUnavailableError,
+)
 from engine.zoho import DATA_CENTERS, ZohoClient, ZohoSettings
 from engine.zoho.auth import api_domain_problem, parse_token_response, write_private_file
 from engine.zoho.retry import AttemptError
@@ -494,3 +499,41 @@ def test_token_file_with_invalid_api_domain_ignored(
 
     assert len(emulator.request_log("token")) == 1
     assert json.loads(token_file.read_text(encoding="utf-8"))["api_domain"] == emulator.url
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "shown"),
+    [
+        pytest.param("abc", "expires_in 'abc'", id="text"),
+        pytest.param("inf", "expires_in 'inf'", id="infinity as text"),
+        pytest.param(-5, "expires_in '-5'", id="negative"),
+        pytest.param(0, "expires_in '0'", id="zero"),
+        pytest.param(True, "expires_in 'True'", id="boolean"),
+        pytest.param(None, "expires_in 'None'", id="null"),
+        pytest.param([3600], "expires_in '[3600]'", id="list"),
+    ],
+)
+def test_invalid_token_lifetime_is_request_error(lifetime: Any, shown: str) -> None:
+    body = {"access_token": "t", "expires_in": lifetime, "api_domain": "https://a"}
+
+    with pytest.raises(AttemptError) as raised:
+        parse_token_response(body, now=0.0, previous_api_domain="https://a")
+
+    assert isinstance(raised.value.error, ZohoRequestError)
+    assert shown in raised.value.error.message
+
+
+def test_token_lifetime_text_from_endpoint_fails_clearly(
+    emulator: EmulatorServer, client: ZohoClient
+) -> None:
+    emulator.add_fault(operation="token", status=200,
+                       body={"access_token": "1000.x", "expires_in": "abc",
+                             "api_domain": emulator.url})
+
+    with pytest.raises(ZohoRequestError) as raised:
+        client.get("Contacts", RECORD_ID)
+
+    assert "not a positive number of seconds" in raised.value.message
+    assert raised.value.status == 500
+    assert len(emulator.request_log("token")) == 1
+    assert emulator.request_log("get") == []

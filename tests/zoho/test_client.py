@@ -450,3 +450,49 @@ def test_unusable_retry_after_gives_finite_wait(
         assert sent == 1.0
     else:
         assert sent == retry_after
+
+
+UPSERT_SUCCESS_WITHOUT_ID = {"code": "SUCCESS", "status": "success", "message": "record added",
+                             "action": "insert", "duplicate_field": None,
+                             "details": {"Modified_Time": "2026-01-01T00:00:00+00:00"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param({"data": ["x"]}, "returned a result that is not a JSON object (str)",
+                     id="string element"),
+        pytest.param({"data": [None]}, "returned a result that is not a JSON object (NoneType)",
+                     id="null element"),
+        pytest.param({"data": [UPSERT_SUCCESS_WITHOUT_ID]},
+                     "reported success without a record id of digits in details.id",
+                     id="success without details id"),
+        pytest.param({"data": [{**UPSERT_SUCCESS_WITHOUT_ID, "details": {"id": "abc"}}]},
+                     "reported success without a record id of digits in details.id",
+                     id="success with id not digits"),
+        pytest.param({"data": [{**UPSERT_SUCCESS_WITHOUT_ID, "details": "x"}]},
+                     "reported success without a record id of digits in details.id",
+                     id="success with details not an object"),
+    ],
+)
+def test_malformed_write_result_is_request_error(
+    emulator: EmulatorServer, client: ZohoClient, body: dict[str, Any], message: str
+) -> None:
+    emulator.add_fault(operation="upsert", status=200, body=body)
+
+    with pytest.raises(ZohoRequestError) as raised:
+        client.upsert("SIM_Cards", [{"Name": "SIM 1", "I_SIM_Card": 1}], ["I_SIM_Card"])
+
+    assert message in raised.value.message
+    assert raised.value.message.startswith("Zoho CRM upsert on SIM_Cards ")
+    assert raised.value.status == 500
+    assert len(emulator.request_log("upsert")) == 1
+
+
+def test_numeric_record_id_read_as_string(emulator: EmulatorServer, client: ZohoClient) -> None:
+    element = {**UPSERT_SUCCESS_WITHOUT_ID, "details": {"id": 5725767000000411001}}
+    emulator.add_fault(operation="upsert", status=200, body={"data": [element]})
+
+    result = client.upsert("SIM_Cards", [{"Name": "SIM 1", "I_SIM_Card": 1}], ["I_SIM_Card"])[0]
+
+    assert result.id == "5725767000000411001"
