@@ -19,12 +19,15 @@ from jsonschema.exceptions import ValidationError
 from engine.events.paths import format_path
 from engine.mapping.action_plans import ActionPlanCompiler
 from engine.mapping.context import SECTIONS, Located
-from engine.mapping.documents import SourceDocument
+from engine.mapping.documents import MAX_QUOTED_LENGTH, SourceDocument, quote_value, shorten
 from engine.mapping.field_mappings import FieldMappingCompiler
 from engine.mapping.findings import Finding, FindingKind, did_you_mean, known_list
 from engine.mapping.model import CompiledActionPlan, CompiledMappings, ModuleStrategy
 from engine.mapping.modules import FieldDefinition, ModuleDefinition
 from engine.planning.plan import Strategy
+
+MAX_MESSAGE_LENGTH = 300
+"""Maximum length of a schema message taken from jsonschema."""
 
 
 class MappingCompiler(FieldMappingCompiler, ActionPlanCompiler):
@@ -84,10 +87,11 @@ class MappingCompiler(FieldMappingCompiler, ActionPlanCompiler):
         if keyword == "enum":
             allowed = [str(value) for value in error.validator_value]
             hint = did_you_mean(str(error.instance), allowed)
-            message = f'"{error.instance}" is not one of {", ".join(allowed)}{hint}'
+            message = f'"{shorten(str(error.instance))}" is not one of {", ".join(allowed)}{hint}'
             return document.finding(path, FindingKind.SCHEMA, message)
-        where = format_path(path)
-        return document.finding(path, FindingKind.SCHEMA, f"{where}: {error.message}")
+        where = format_path(path) if path else "the document"
+        message = _shorten_message(error.message, error.instance)
+        return document.finding(path, FindingKind.SCHEMA, f"{where}: {message}")
 
     def _merge(self, documents: list[SourceDocument]) -> dict[str, dict[str, Located]]:
         sections: dict[str, dict[str, Located]] = {name: {} for name in SECTIONS}
@@ -190,3 +194,16 @@ class MappingCompiler(FieldMappingCompiler, ActionPlanCompiler):
                     )
                 ignored.append(event_type)
         return ignored
+
+
+def _shorten_message(message: str, instance: Any) -> str:
+    """Cut the document value that jsonschema quotes in `message` to a few dozen characters.
+
+    A whole file read by mistake (a symlink to another file, say) must not be echoed back.
+    """
+    quoted = repr(instance)
+    if len(quoted) > MAX_QUOTED_LENGTH:
+        message = message.replace(quoted, quote_value(instance))
+    if len(message) > MAX_MESSAGE_LENGTH:
+        message = f"{message[:MAX_MESSAGE_LENGTH]}..."
+    return message

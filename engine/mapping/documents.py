@@ -3,6 +3,10 @@
 YAML is read with PyYAML's safe loader only: the node tree from `compose` is turned into plain
 Python values, and the position of every key and value is kept in a table indexed by the path
 to it. Findings about any part of a document can so name the exact line and column.
+
+Aliases are expanded while converting, so a small file can describe a huge tree ("billion
+laughs"). The conversion therefore stops with a finding after `MAX_NODES` nodes or
+`MAX_DEPTH` levels, and on an alias that contains itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,22 @@ from engine.mapping.findings import Finding, FindingKind
 
 DocumentPath = tuple[str | int, ...]
 Position = tuple[int, int]
+
+MAX_NODES = 100_000
+"""Maximum number of nodes in one document after expanding aliases and merge keys."""
+MAX_DEPTH = 64
+"""Maximum nesting of mappings and sequences in one document."""
+MAX_QUOTED_LENGTH = 80
+"""Maximum number of characters of a document value quoted in a finding."""
+
+_MAPPING_TAG = "tag:yaml.org,2002:map"
+_SEQUENCE_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# Scalar tags the safe loader resolves on plain values by itself. Any other tag, written as
+# `!!binary` or `!custom`, is reported instead of being constructed.
+_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
+)
 
 
 @dataclass
@@ -52,16 +72,30 @@ class SourceDocument:
 
 
 def load_yaml(path: Path, display_name: str) -> tuple[SourceDocument | None, list[Finding]]:
-    """Load one YAML file safely; return the document, or None and the syntax finding."""
-    text = path.read_text(encoding="utf-8")
+    """Load one YAML file safely; return the document, or None and the finding that stopped it."""
+    text, read_finding = _read_text(path, display_name, FindingKind.YAML_SYNTAX)
+    if text is None:
+        return None, [read_finding] if read_finding is not None else []
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         document = SourceDocument(display_name, None)
         findings: list[Finding] = []
         if node is not None:
-            document.data = _to_value(loader, node, (), document, findings)
+            converter = _Converter(loader, document, findings)
+            document.data = converter.value(node, (), 0)
         return document, findings
+    except _DocumentRejected as error:
+        return None, [
+            Finding(display_name, error.line, error.column, FindingKind.YAML_SYNTAX, error.message)
+        ]
+    except RecursionError:
+        # The composer of PyYAML recurses on every level, before the converter counts depth.
+        message = (
+            f"the document is nested too deeply; keep mappings and sequences within {MAX_DEPTH} "
+            "levels"
+        )
+        return None, [Finding(display_name, 1, 1, FindingKind.YAML_SYNTAX, message)]
     except yaml.MarkedYAMLError as error:
         return None, [_syntax_finding(display_name, error)]
     except yaml.YAMLError as error:
@@ -78,9 +112,14 @@ def load_json(path: Path, display_name: str) -> tuple[SourceDocument | None, lis
     """
     import json
 
-    text = path.read_text(encoding="utf-8")
+    text, read_finding = _read_text(path, display_name, FindingKind.JSON_SYNTAX)
+    if text is None:
+        return None, [read_finding] if read_finding is not None else []
     try:
         data = json.loads(text)
+    except RecursionError:
+        message = "invalid JSON: the document is nested too deeply for the parser"
+        return None, [Finding(display_name, 1, 1, FindingKind.JSON_SYNTAX, message)]
     except json.JSONDecodeError as error:
         message = f"invalid JSON: {error.msg}; fix the syntax at this position"
         return None, [
@@ -104,55 +143,185 @@ def _syntax_finding(file: str, error: yaml.MarkedYAMLError) -> Finding:
     return Finding(file, line, column, FindingKind.YAML_SYNTAX, message)
 
 
-def _to_value(
-    loader: yaml.SafeLoader,
-    node: yaml.Node,
-    path: DocumentPath,
-    document: SourceDocument,
-    findings: list[Finding],
-) -> Any:
-    document.value_positions[path] = _mark(node)
+def _read_text(
+    path: Path, display_name: str, kind: FindingKind
+) -> tuple[str | None, Finding | None]:
+    """Return the file's text, or None and a finding when it cannot be read as UTF-8 text."""
+    try:
+        return path.read_text(encoding="utf-8"), None
+    except UnicodeDecodeError as error:
+        message = (
+            f"the file is not UTF-8 text (invalid byte at offset {error.start}); save it as UTF-8"
+        )
+        return None, Finding(display_name, 1, 1, kind, message)
+    except OSError as error:
+        message = f"the file cannot be read: {error.strerror or type(error).__name__}"
+        return None, Finding(display_name, 1, 1, kind, message)
 
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+
+def shorten(text: str) -> str:
+    """Cut `text` to `MAX_QUOTED_LENGTH` characters for a message, saying how long it was."""
+    if len(text) <= MAX_QUOTED_LENGTH:
+        return text
+    return f"{text[:MAX_QUOTED_LENGTH]}... ({len(text)} characters)"
+
+
+def quote_value(value: Any) -> str:
+    """Return `repr(value)` shortened for a message."""
+    return shorten(repr(value))
+
+
+class _DocumentRejected(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.line, self.column = _mark(node)
+        self.message = message
+
+
+class _Converter:
+    """Turns a composed node tree into plain values, counting nodes against `MAX_NODES`."""
+
+    def __init__(
+        self, loader: yaml.SafeLoader, document: SourceDocument, findings: list[Finding]
+    ) -> None:
+        self.loader = loader
+        self.document = document
+        self.findings = findings
+        self.nodes_left = MAX_NODES
+        self.open_nodes: set[int] = set()
+
+    def value(self, node: yaml.Node, path: DocumentPath, depth: int) -> Any:
+        self._count(node)
+        if depth > MAX_DEPTH:
+            raise _DocumentRejected(
+                node,
+                f"the document is nested more than {MAX_DEPTH} levels deep; flatten it",
+            )
+        self.document.value_positions[path] = _mark(node)
+
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag not in _SCALAR_TAGS:
+                self._tag_finding(node)
+                return node.value
+            return self.loader.construct_object(node, deep=True)
+
+        if id(node) in self.open_nodes:
+            # An anchored node that contains an alias of itself is an infinite tree.
+            raise _DocumentRejected(
+                node, "an alias refers to a node that contains it; the value would be infinite"
+            )
+        self.open_nodes.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path, depth)
+            if isinstance(node, yaml.SequenceNode):
+                return self._sequence(node, path, depth)
+        finally:
+            self.open_nodes.discard(id(node))
+        return None
+
+    def _mapping(self, node: yaml.MappingNode, path: DocumentPath, depth: int) -> Any:
+        if node.tag != _MAPPING_TAG:
+            self._tag_finding(node)
+        if any(key.tag == _MERGE_TAG for key, _ in node.value):
+            self._check_merge_size(node)
+            self.loader.flatten_mapping(node)
+
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _key(loader, key_node)
+            key = self._key(key_node)
             child = (*path, key)
             if key in result:
                 line, column = _mark(key_node)
-                findings.append(
+                self.findings.append(
                     Finding(
-                        document.file,
+                        self.document.file,
                         line,
                         column,
                         FindingKind.DUPLICATE_KEY,
                         f'key "{key}" appears twice in this mapping; remove one of them',
                     )
                 )
-            document.key_positions[child] = _mark(key_node)
-            result[key] = _to_value(loader, value_node, child, document, findings)
+            self.document.key_positions[child] = _mark(key_node)
+            result[key] = self.value(value_node, child, depth + 1)
         return result
 
-    if isinstance(node, yaml.SequenceNode):
+    def _sequence(self, node: yaml.SequenceNode, path: DocumentPath, depth: int) -> Any:
+        if node.tag != _SEQUENCE_TAG:
+            self._tag_finding(node)
         return [
-            _to_value(loader, item, (*path, index), document, findings)
-            for index, item in enumerate(node.value)
+            self.value(item, (*path, index), depth + 1) for index, item in enumerate(node.value)
         ]
 
-    return loader.construct_object(node, deep=True)
+    def _key(self, node: yaml.Node) -> str:
+        """Return a mapping key as the text written in the file.
 
+        Every key of the mapping language is a name, so `on`, `yes` or `N` (booleans in YAML
+        1.1) and `404` stay the strings they look like; a value map such as `{Y: true}` then
+        matches the event value "Y". A mapping or sequence as a key is reported.
+        """
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag not in _SCALAR_TAGS:
+                self._tag_finding(node)
+            return str(node.value)
+        line, column = _mark(node)
+        self.findings.append(
+            Finding(
+                self.document.file,
+                line,
+                column,
+                FindingKind.SCHEMA,
+                "a mapping key is a mapping or a sequence; use a plain name as the key",
+            )
+        )
+        return f"<key at line {line}>"
 
-def _key(loader: yaml.SafeLoader, node: yaml.Node) -> str:
-    """Return a mapping key as the text written in the file.
+    def _check_merge_size(self, node: yaml.MappingNode) -> None:
+        """Raise before `flatten_mapping` copies more than `MAX_NODES` pairs into `node`.
 
-    Every key of the mapping language is a name, so `on`, `yes` or `N` (booleans in YAML 1.1)
-    and `404` stay the strings they look like; a value map such as `{Y: true}` then matches the
-    event value "Y".
-    """
-    if isinstance(node, yaml.ScalarNode):
-        return str(node.value)
-    return str(loader.construct_object(node, deep=True))
+        The installed PyYAML 6.0.4 merges each key once. A release that copies every merged
+        pair would grow exponentially on nested merges of one anchor.
+        """
+        pending: list[yaml.Node] = [node]
+        pairs = 0
+        while pending:
+            current = pending.pop()
+            if isinstance(current, yaml.SequenceNode):
+                pending.extend(current.value)
+                continue
+            if not isinstance(current, yaml.MappingNode):
+                continue
+            for key, value in current.value:
+                pairs += 1
+                if pairs > self.nodes_left:
+                    raise _DocumentRejected(node, self._too_many_nodes())
+                if key.tag == _MERGE_TAG:
+                    pending.append(value)
+
+    def _count(self, node: yaml.Node) -> None:
+        self.nodes_left -= 1
+        if self.nodes_left < 0:
+            raise _DocumentRejected(node, self._too_many_nodes())
+
+    @staticmethod
+    def _too_many_nodes() -> str:
+        return (
+            f"the document has more than {MAX_NODES} nodes once aliases are expanded; "
+            "use fewer aliases or split the file"
+        )
+
+    def _tag_finding(self, node: yaml.Node) -> None:
+        line, column = _mark(node)
+        self.findings.append(
+            Finding(
+                self.document.file,
+                line,
+                column,
+                FindingKind.SCHEMA,
+                f"the tag {node.tag} is not allowed; remove it, because mapping files use "
+                "plain YAML values only",
+            )
+        )
 
 
 def _mark(node: yaml.Node) -> Position:

@@ -90,3 +90,98 @@ def test_unknown_format_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> 
 
     assert exited.value.code == 2
     assert "invalid choice: 'xml'" in capsys.readouterr().err
+
+
+def _alias_bomb(levels: int) -> str:
+    """Return YAML whose last anchor expands to 9**levels scalars ("billion laughs")."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels + 1):
+        previous = ", ".join([f"*a{level - 1}"] * 9)
+        lines.append(f"a{level}: &a{level} [{previous}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(
+            _alias_bomb(9).encode(),
+            "mappings/extra.yaml:1:17: yaml-syntax: the document has more than 100000 nodes once "
+            "aliases are expanded; use fewer aliases or split the file\n",
+            id="alias bomb",
+        ),
+        pytest.param(
+            b"x: &x\n  - *x\n",
+            "mappings/extra.yaml:1:4: yaml-syntax: an alias refers to a node that contains it; "
+            "the value would be infinite\n",
+            id="alias inside its own anchor",
+        ),
+        pytest.param(
+            ("a: " + "[" * 3000 + "]" * 3000 + "\n").encode(),
+            "mappings/extra.yaml:1:1: yaml-syntax: the document is nested too deeply; keep "
+            "mappings and sequences within 64 levels\n",
+            id="nesting beyond the parser",
+        ),
+        pytest.param(
+            ("a: " + "[" * 70 + "]" * 70 + "\n").encode(),
+            "mappings/extra.yaml:1:68: yaml-syntax: the document is nested more than 64 levels "
+            "deep; flatten it\n",
+            id="nesting beyond the limit",
+        ),
+        pytest.param(
+            b"\xff\xfe\x00binary",
+            "mappings/extra.yaml:1:1: yaml-syntax: the file is not UTF-8 text (invalid byte at "
+            "offset 0); save it as UTF-8\n",
+            id="binary file",
+        ),
+        pytest.param(
+            b"ignore: !!python/object/new:os.system\n  - ls\n",
+            "mappings/extra.yaml:1:9: schema: the tag tag:yaml.org,2002:python/object/new:"
+            "os.system is not allowed; remove it, because mapping files use plain YAML values "
+            "only\n",
+            id="tag on a sequence",
+        ),
+        pytest.param(
+            b"ignore: !!omap []\n",
+            "mappings/extra.yaml:1:9: schema: the tag tag:yaml.org,2002:omap is not allowed; "
+            "remove it, because mapping files use plain YAML values only\n",
+            id="tag on a sequence of pairs",
+        ),
+        pytest.param(
+            b"ignore: [!!binary aGVsbG8=]\n",
+            "mappings/extra.yaml:1:10: schema: the tag tag:yaml.org,2002:binary is not allowed; "
+            "remove it, because mapping files use plain YAML values only\n",
+            id="tag on a scalar",
+        ),
+        pytest.param(
+            b"? [a, b]\n: 1\n",
+            "mappings/extra.yaml:1:3: schema: a mapping key is a mapping or a sequence; use a "
+            "plain name as the key\n"
+            'mappings/extra.yaml:1:3: schema: unknown key "<key at line 1>" (allowed keys: '
+            "action_plans, field_mappings, ignore, modules)\n",
+            id="sequence as a key",
+        ),
+        pytest.param(
+            ("root:x:0:0:" + "word " * 100 + "\n").encode(),
+            "mappings/extra.yaml:1:1: schema: the document: 'root:x:0:0:word word word word word "
+            "word word word word word word word word wor... (512 characters) is not of type "
+            "'object'\n",
+            id="long scalar document",
+        ),
+    ],
+)
+def test_hostile_file_is_a_finding(
+    broken_mappings: Path, capsys: pytest.CaptureFixture[str], content: bytes, expected: str
+) -> None:
+    contacts = broken_mappings / "contacts.yaml"
+    contacts.write_text(
+        contacts.read_text(encoding="utf-8").replace("field: E_mail\n", "field: Email\n"),
+        encoding="utf-8",
+    )
+    (broken_mappings / "extra.yaml").write_bytes(content)
+
+    status = main(["validate", "mappings"])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out == expected
