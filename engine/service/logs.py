@@ -73,7 +73,12 @@ class JsonFormatter(logging.Formatter):
         line.update(record_fields(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        text = json.dumps(line, default=str, ensure_ascii=False)
+        if _encodable(text):
+            return text
+        # A value with an unpaired surrogate cannot be written as UTF-8. Escaped as `\\udXXX`,
+        # it keeps the line valid JSON.
+        return json.dumps(line, default=str)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -87,7 +92,9 @@ class ConsoleFormatter(logging.Formatter):
             text = f"{text}  {fields}"
         if record.exc_info:
             text = f"{text}\n{self.formatException(record.exc_info)}"
-        return text
+        if _encodable(text):
+            return text
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def configure_logging(
@@ -123,6 +130,17 @@ def configure_logging(
         setattr(handler, _INSTALLED_MARK, True)
         root.addHandler(handler)
     root.setLevel(level)
+
+
+def _encodable(text: str) -> bool:
+    """Return whether `text` can be written as UTF-8, so it has no unpaired surrogate."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _timestamp(record: logging.LogRecord) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -52,6 +53,17 @@ class EventProcessing(Protocol):
 ReadinessCheck = Callable[[], dict[str, Any]]
 
 MAX_LOGGED_ID_LENGTH = 128
+
+# NSPS events nest about five levels deep. The limit keeps every later step that walks the
+# body recursively (schema validation, the journal's JSON encoder) far from Python's
+# recursion limit of 1000 frames.
+MAX_JSON_DEPTH = 128
+_TOO_DEEP_MESSAGE = f"body is nested deeper than {MAX_JSON_DEPTH} levels"
+
+# Python's default limit for converting between text and int (`sys.get_int_max_str_digits`).
+MAX_INTEGER_DIGITS = 4300
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class HealthResource:
@@ -175,7 +187,12 @@ def _too_large_message(size: int | None, limit: int) -> str:
 
 
 def parse_json(raw: bytes) -> Any:
-    """Decode a request body as strict JSON; raise `EventValidationError` saying where it fails."""
+    """Decode a request body as strict JSON; raise `EventValidationError` saying where it fails.
+
+    Beyond JSON syntax, the body must nest at most `MAX_JSON_DEPTH` levels, its integers must
+    have at most `MAX_INTEGER_DIGITS` digits, and its strings must not contain an unpaired
+    UTF-16 surrogate escape (`"\\ud800"`), which no UTF-8 file, log or database can store.
+    """
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -183,22 +200,78 @@ def parse_json(raw: bytes) -> Any:
     if not text.strip():
         raise _invalid_json("body is empty: send one NSPS event as a JSON object")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        body = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except json.JSONDecodeError as error:
         message = f"body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         raise _invalid_json(message) from error
     except ValueError as error:
         raise _invalid_json(f"body is not valid JSON: {error}") from error
     except RecursionError as error:
-        raise _invalid_json("body is not valid JSON: it is nested too deeply") from error
+        raise _invalid_json(_TOO_DEEP_MESSAGE) from error
+
+    _check_structure(text, body)
+    return body
+
+
+def _parse_int(digits: str) -> int:
+    # Python's own error for a longer integer advises calling sys.set_int_max_str_digits(),
+    # which means nothing to the sender.
+    count = len(digits.lstrip("-"))
+    if count > MAX_INTEGER_DIGITS:
+        raise ValueError(
+            f"an integer has {count} digits, more than the {MAX_INTEGER_DIGITS} allowed"
+        )
+    return int(digits)
+
+
+def _check_structure(text: str, body: Any) -> None:
+    """Raise `EventValidationError` when the body nests too deeply or has an unpaired surrogate.
+
+    The walk runs only when the text could break a rule: it has more than `MAX_JSON_DEPTH`
+    brackets, or a `\\uD800`-`\\uDFFF` escape. A typical event has neither.
+    """
+    too_many_brackets = text.count("[") + text.count("{") > MAX_JSON_DEPTH
+    if not too_many_brackets and not _SURROGATE_ESCAPE.search(text):
+        return
+
+    pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, ())]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            _check_text(value, path)
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if len(path) >= MAX_JSON_DEPTH:
+            raise _invalid_json(_TOO_DEEP_MESSAGE)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str):
+                _check_text(key, path)
+            pending.append((item, (*path, key)))
+
+
+def _check_text(text: str, path: tuple[str | int, ...]) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        escape = f"\\u{ord(text[error.start]):04x}"
+        raise _invalid_json(
+            f"a string has the unpaired UTF-16 surrogate escape {escape}, which is not a "
+            "character: send characters outside the Basic Multilingual Plane as UTF-8 or as "
+            "a surrogate pair",
+            loc=("body", *path),
+        ) from error
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _invalid_json(message: str) -> EventValidationError:
-    detail = ErrorDetail(loc=("body",), msg=message, type="json_invalid")
+def _invalid_json(message: str, loc: tuple[str | int, ...] = ("body",)) -> EventValidationError:
+    detail = ErrorDetail(loc=loc, msg=message, type="json_invalid")
     return EventValidationError(message, details=[detail])
 
 

@@ -342,8 +342,18 @@ def test_body_at_limit_is_accepted(make_client: Any) -> None:
         ),
         pytest.param(
             "[" * 100_000 + "]" * 100_000,
-            "body is not valid JSON: it is nested too deeply",
-            id="deep nesting",
+            "body is nested deeper than 128 levels",
+            id="nesting beyond the parser limit",
+        ),
+        pytest.param(
+            '{"event_id": "a", "x": ' + "[" * 300 + "]" * 300 + "}",
+            "body is nested deeper than 128 levels",
+            id="nesting the parser accepts",
+        ),
+        pytest.param(
+            '{"event_id": ' + "9" * 5000 + "}",
+            "body is not valid JSON: an integer has 5000 digits, more than the 4300 allowed",
+            id="integer over 4300 digits",
         ),
     ],
 )
@@ -363,6 +373,75 @@ def test_invalid_json_is_422_with_details(
         "details": [{"loc": ["body"], "msg": message, "type": "json_invalid"}],
     }
     assert processor.bodies == []
+
+
+def test_nesting_at_limit_is_accepted(
+    client: falcon.testing.TestClient, processor: RecordingProcessor
+) -> None:
+    # The event object is level 1, so the list nests 127 more levels.
+    deep: Any = []
+    for _ in range(126):
+        deep = [deep]
+    body = {**EVENT, "deep": deep}
+
+    result = post_event(client, body)
+
+    assert result.status_code == 200
+    assert processor.bodies == [body]
+
+
+SURROGATE_MESSAGE = (
+    "a string has the unpaired UTF-16 surrogate escape {escape}, which is not a character: "
+    "send characters outside the Basic Multilingual Plane as UTF-8 or as a surrogate pair"
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "escape", "loc"),
+    [
+        pytest.param('{"event_id": "\\ud800"}', "\\ud800", ["body", "event_id"], id="event id"),
+        pytest.param(
+            '{"pb_data": {"account_info": {"firstname": "Ol\\udfffena"}}}',
+            "\\udfff",
+            ["body", "pb_data", "account_info", "firstname"],
+            id="nested value",
+        ),
+        pytest.param(
+            '{"data": {"ids": ["a", "\\uDBFF"]}}',
+            "\\udbff",
+            ["body", "data", "ids", 1],
+            id="list item",
+        ),
+        pytest.param('{"pb_data": {"\\ud800": 1}}', "\\ud800", ["body", "pb_data"], id="key"),
+    ],
+)
+def test_unpaired_surrogate_is_422(
+    client: falcon.testing.TestClient,
+    processor: RecordingProcessor,
+    raw: str,
+    escape: str,
+    loc: list[str | int],
+) -> None:
+    message = SURROGATE_MESSAGE.format(escape=escape)
+
+    result = post_event(client, raw)
+
+    assert result.status_code == 422
+    assert result.json["message"] == message
+    assert result.json["details"] == [{"loc": loc, "msg": message, "type": "json_invalid"}]
+    assert processor.bodies == []
+
+
+def test_surrogate_pair_is_accepted(
+    client: falcon.testing.TestClient, processor: RecordingProcessor
+) -> None:
+    raw = json.dumps({**EVENT, "note": "\U0001f600"})
+    assert "\\ud83d\\ude00" in raw
+
+    result = post_event(client, raw)
+
+    assert result.status_code == 200
+    assert processor.bodies[0]["note"] == "\U0001f600"
 
 
 @pytest.mark.parametrize(

@@ -122,3 +122,24 @@ def test_reconfiguring_replaces_handlers(tmp_path: Path) -> None:
 
     assert first.getvalue() == ""
     assert second.getvalue().count('"once"') == 1
+
+
+def test_unpaired_surrogate_is_logged_escaped(tmp_path: Path) -> None:
+    # The console is a strict UTF-8 stream, as a container's stderr can be.
+    raw_console = io.BytesIO()
+    console = io.TextIOWrapper(raw_console, encoding="utf-8", errors="strict")
+    configure_logging(level=logging.INFO, log_dir=tmp_path, json_console=False, stream=console)
+    context.bind(event_id="bad-\ud800")
+    try:
+        logging.getLogger("engine.test").error("event failed", extra={"first_name": "Ol\udfffena"})
+    finally:
+        configure_logging(level=logging.WARNING, log_dir=None, json_console=False)
+        context.clear()
+    console.flush()
+
+    [line] = read_lines(tmp_path / "combined.log")
+    [error_line] = read_lines(tmp_path / "error.log")
+    assert line["event_id"] == "bad-\ud800"
+    assert line["first_name"] == "Ol\udfffena"
+    assert error_line["message"] == "event failed"
+    assert "event_id=bad-\\ud800" in raw_console.getvalue().decode("utf-8")
