@@ -262,6 +262,10 @@ class TokenManager:
         try:
             if self._token is not None and self._token.value != rejected.value:
                 return self._token
+            # Forgotten before the refresh, so that a failed refresh leaves no token that
+            # `current` would return as fresh. Its API domain stays for a refresh that omits one.
+            self._api_domain = rejected.api_domain
+            self._token = None
             return self._refresh_shared(rejected=rejected, deadline=deadline)
         finally:
             self._lock.release()

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from engine.errors import ZohoError, ZohoRateLimitError, ZohoRequestError
+from engine.errors import ZohoAuthError, ZohoError, ZohoRateLimitError, ZohoRequestError
 from engine.metrics import ZOHO_CALL_SECONDS, ZOHO_CALLS
 from engine.zoho.auth import AccessToken, TokenManager, request_timeout, transport_failure
 from engine.zoho.criteria import equals_criteria, values_equal
@@ -130,7 +130,8 @@ class ZohoClient:
             max_seconds=settings.retry_max_seconds,
         )
         self._sleep = sleep
-        self._ready_lock = threading.Lock()
+        # Reentrant, because a failed probe inside `check_ready` forgets the cached result.
+        self._ready_lock = threading.RLock()
         self._ready_cache: tuple[float, dict[str, Any]] | None = None
 
     @property
@@ -243,6 +244,8 @@ class ZohoClient:
             call_with_retries(self._tokens.current, operation="token", idempotent=True,
                               deadline=time.monotonic(), policy=self._policy, sleep=self._sleep)
         except ZohoError as exc:
+            if isinstance(exc, ZohoAuthError):
+                self._forget_readiness()
             report["error"] = exc.message
             return report
         report["token"] = "ok"  # noqa: S105 (a status word, not a secret)
@@ -268,6 +271,15 @@ class ZohoClient:
             report["checked_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             self._ready_cache = (now, dict(report))
         return report
+
+    def _forget_readiness(self) -> None:
+        """Drop the cached API probe, so the next `check_ready` probes Zoho again.
+
+        Called when a token refresh fails or Zoho rejects a call with 401 or 403, because the
+        cached probe no longer tells whether calls succeed.
+        """
+        with self._ready_lock:
+            self._ready_cache = None
 
     def _probe(self, module: str, field: str) -> None:
         """Send one search with no retry, so a readiness check takes at most one call."""
@@ -356,10 +368,14 @@ class ZohoClient:
             return self._interpret(operation, module, status, body, code, retry_after,
                                    per_record=per_record)
 
-        return call_with_retries(
-            attempt, operation=operation, idempotent=idempotent, deadline=deadline,
-            policy=policy or self._policy, sleep=self._sleep,
-        )
+        try:
+            return call_with_retries(
+                attempt, operation=operation, idempotent=idempotent, deadline=deadline,
+                policy=policy or self._policy, sleep=self._sleep,
+            )
+        except ZohoAuthError:
+            self._forget_readiness()
+            raise
 
     def _send(
         self,

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from engine.emulator import EmulatorServer
-from engine.errors import ZohoRateLimitError, ZohoRequestError, ZohoUnavailableError
+from engine.errors import (
+    ZohoAuthError,
+    ZohoRateLimitError,
+    ZohoRequestError,
+    ZohoUnavailableError,
+)
 from engine.metrics import REGISTRY
 from engine.planning.planner import Planner
 from engine.service.wiring import _readiness_probe
@@ -496,3 +501,52 @@ def test_numeric_record_id_read_as_string(emulator: EmulatorServer, client: Zoho
     result = client.upsert("SIM_Cards", [{"Name": "SIM 1", "I_SIM_Card": 1}], ["I_SIM_Card"])[0]
 
     assert result.id == "5725767000000411001"
+
+
+def test_revoked_refresh_token_clears_readiness(
+    emulator: EmulatorServer, client: ZohoClient
+) -> None:
+    assert client.check_ready("Contacts", "I_PB")["ready"] is True
+    emulator.revoke_refresh_token()
+    emulator.expire_tokens()
+
+    # The event's call gets 401 INVALID_TOKEN, and the refresh that follows fails.
+    with pytest.raises(ZohoAuthError):
+        client.get("Contacts", "5725767000000411001")
+    report = client.check_ready("Contacts", "I_PB")
+
+    assert report["ready"] is False
+    assert report["token"] == "failed"
+    assert "ZOHO_CRM_REFRESH_TOKEN" in report["error"]
+
+
+def test_revoked_refresh_token_clears_token_readiness(
+    emulator: EmulatorServer, client: ZohoClient
+) -> None:
+    assert client.check_ready(None, None)["ready"] is True
+    emulator.revoke_refresh_token()
+    emulator.expire_tokens()
+
+    with pytest.raises(ZohoAuthError):
+        client.get("Contacts", "5725767000000411001")
+
+    assert client.check_ready(None, None)["ready"] is False
+
+
+def test_rejected_call_clears_readiness(emulator: EmulatorServer, client: ZohoClient) -> None:
+    assert client.check_ready("Contacts", "I_PB")["ready"] is True
+    emulator.add_fault(operation="search", status=401, count=2,
+                       body={"code": "OAUTH_SCOPE_MISMATCH", "details": {},
+                             "message": "invalid oauth scope to access this URL",
+                             "status": "error"})
+
+    with pytest.raises(ZohoAuthError):
+        client.search_exact("Contacts", "I_PB", "x")
+    report = client.check_ready("Contacts", "I_PB")
+
+    assert report["ready"] is False
+    assert report["api"] == "failed"
+    assert "OAUTH_SCOPE_MISMATCH" in report["error"]
+    # Once a probe succeeds again, the service is ready.
+    assert client.check_ready("Contacts", "I_PB")["ready"] is True
+    assert len(emulator.request_log("search")) == 4
