@@ -63,6 +63,8 @@ _TOO_DEEP_MESSAGE = f"body is nested deeper than {MAX_JSON_DEPTH} levels"
 # Python's default limit for converting between text and int (`sys.get_int_max_str_digits`).
 MAX_INTEGER_DIGITS = 4300
 
+_UTF8_CHARSET_NAMES = frozenset({"utf-8", "utf8"})
+
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -152,15 +154,26 @@ class ProcessEventResource:
 
 
 def _require_json_content_type(req: falcon.Request) -> None:
-    media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
-    if media_type == "application/json" or (
+    media_type, parameters = falcon.parse_header(req.content_type or "")
+    media_type = media_type.strip().lower()
+    is_json = media_type == "application/json" or (
         media_type.startswith("application/") and media_type.endswith("+json")
-    ):
-        return
-    media_type_text = media_type or "none"
-    raise UnsupportedMediaTypeError(
-        f"Content-Type {media_type_text!r} is not supported: send the event as application/json"
     )
+    if not is_json:
+        media_type_text = media_type or "none"
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {media_type_text!r} is not supported: send the event as "
+            "application/json"
+        )
+
+    # JSON exchanged between systems must be UTF-8 (RFC 8259, section 8.1), and the body is
+    # decoded as UTF-8 whatever the header says, so another charset is rejected by name.
+    charset = parameters.get("charset", "utf-8").strip().lower()
+    if charset not in _UTF8_CHARSET_NAMES:
+        raise UnsupportedMediaTypeError(
+            f"charset {charset!r} is not supported: send the event as UTF-8, with "
+            "Content-Type 'application/json' or 'application/json; charset=utf-8'"
+        )
 
 
 def _read_body(req: falcon.Request, limit: int) -> bytes:

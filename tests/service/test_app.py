@@ -261,9 +261,41 @@ def test_non_json_content_type_is_415(
 
 
 @pytest.mark.parametrize(
+    ("content_type", "charset"),
+    [
+        pytest.param("application/json; charset=iso-8859-1", "iso-8859-1", id="latin-1"),
+        pytest.param('application/json; charset="UTF-16"', "utf-16", id="quoted utf-16"),
+        pytest.param("application/vnd.nsps+json;charset=ascii", "ascii", id="json suffix"),
+    ],
+)
+def test_charset_other_than_utf8_is_415(
+    client: falcon.testing.TestClient,
+    processor: RecordingProcessor,
+    content_type: str,
+    charset: str,
+) -> None:
+    headers = {**AUTH, "Content-Type": content_type}
+
+    result = client.simulate_post(
+        "/process-event", body='{"event_id": "\xe9"}'.encode("latin-1"), headers=headers
+    )
+
+    assert result.status_code == 415
+    assert result.json == {
+        "message": f"charset {charset!r} is not supported: send the event as UTF-8, with "
+        "Content-Type 'application/json' or 'application/json; charset=utf-8'",
+        "error": "Unsupported media type",
+        "type": "VALIDATION_ERROR",
+        "code": "unsupported_media_type",
+    }
+    assert processor.bodies == []
+
+
+@pytest.mark.parametrize(
     "content_type",
     [
         pytest.param("application/json; charset=utf-8", id="with charset"),
+        pytest.param("application/json; charset=UTF8", id="charset utf8"),
         pytest.param("Application/JSON", id="upper case"),
         pytest.param("application/vnd.nsps+json", id="json suffix"),
     ],
