@@ -90,6 +90,7 @@ class Runner:
         result = RunResult()
         record_ids: dict[str, str | None] = {}
         earlier = completed or {}
+        steps_by_id = {step.id: step for step in plan.steps}
 
         for step in plan.steps:
             if step.id in earlier:
@@ -100,7 +101,8 @@ class Runner:
 
             if step.skip_reason is None:
                 self._check_deadline(step, deadline)
-            execution = _StepExecution(self.client, step, record_ids, known_record_ids, deadline)
+            execution = _StepExecution(self.client, step, steps_by_id, record_ids,
+                                       known_record_ids, deadline)
             step_result = execution.run()
             record_ids[step.id] = step_result.record_id
             result.steps.append(step_result)
@@ -133,12 +135,14 @@ class _StepExecution:
         self,
         client: ZohoClient,
         step: Step,
+        steps_by_id: Mapping[str, Step],
         record_ids: Mapping[str, str | None],
         known_record_ids: RecordIdLookup | None,
         deadline: float | None,
     ) -> None:
         self.client = client
         self.step = step
+        self.steps_by_id = steps_by_id
         self.record_ids = record_ids
         self.known_record_ids = known_record_ids
         self.deadline = deadline
@@ -217,8 +221,8 @@ class _StepExecution:
             origin = f" from {format_path(match.source)}" if match.source else ""
             raise RecordNotFoundError(
                 f"step {step.id}: no {step.module} record has the {match.field} value{origin}",
-                details=[ErrorDetail(loc=match.source or (), msg=description,
-                                     type="record_not_found")],
+                details=[ErrorDetail(loc=match.source or (step.module, match.field),
+                                     msg=description, type="record_not_found")],
             )
         if step.strategy is Strategy.UPSERT:
             return self._upsert_step()
@@ -355,15 +359,28 @@ class _StepExecution:
         return rule.error(f"{message}: {rule.hint}")
 
     def _event_path(self, api_name: str | None) -> EventPath:
+        """Return the `loc` of a Zoho data error on `api_name`, never an empty one.
+
+        That is the event path the value came from: the field value's `source`, the key's
+        `source`, or for a lookup the key path of the step it links to. A value with no single
+        event path (a constant, or an expression the planner gave no source) gets
+        `(module, field)` instead, and an error that names no field gets `(module,)`.
+        """
         step = self.step
         if api_name is None:
-            return ()
+            return (step.module,)
         for item in step.fields:
             if item.field == api_name and item.source is not None:
                 return item.source
         if step.match is not None and step.match.field == api_name and step.match.source:
             return step.match.source
-        return ()
+        for link in step.links:
+            if link.field != api_name or link.step_id is None:
+                continue
+            linked = self.steps_by_id.get(link.step_id)
+            if linked is not None and linked.match is not None and linked.match.source:
+                return linked.match.source
+        return (step.module, api_name)
 
     def _result(self, outcome: Outcome, record_id: str | None, *, reason: str | None = None
                 ) -> StepResult:

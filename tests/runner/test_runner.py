@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -559,3 +560,42 @@ def test_upsert_reports_written_values_as_updated(
 
     assert result.steps[0].outcome is Outcome.UPDATED
     assert len(emulator.request_log("upsert")) == 1
+
+
+def test_data_error_without_source_names_field(runner: Runner) -> None:
+    # A value computed by an expression that reads several event paths has no source.
+    phone = FieldValue(field="Phone", value="call me maybe", source=None)
+
+    with pytest.raises(ZohoDataError) as raised:
+        runner.run(make_plan(contact_step(extra_fields=(phone,))))
+
+    assert raised.value.details[0].loc == ("Contacts", "Phone")
+    assert "Contacts.Phone" in raised.value.details[0].msg
+
+
+def test_data_error_on_lookup_names_linked_key(runner: Runner) -> None:
+    # The contact step ran in an earlier attempt, and its record was deleted in Zoho since.
+    deleted_contact = StepResult(step_id="contact", module="Contacts",
+                                 action=Action.FIND_OR_CREATE, outcome=Outcome.CREATED,
+                                 record_id="5725767000009999999")
+    plan = make_plan(contact_step(),
+                     sim_step(Action.FIND_OR_CREATE, Strategy.UPSERT, WhenAbsent.CREATE,
+                              link_to="contact"))
+
+    with pytest.raises(ZohoDataError) as raised:
+        runner.run(plan, completed={"contact": deleted_contact})
+
+    assert raised.value.details[0].loc == ACCOUNT_PATH
+    assert "SIM_Cards.Related_Contact" in raised.value.details[0].msg
+
+
+def test_when_absent_fail_without_key_path(runner: Runner) -> None:
+    step = dataclasses.replace(
+        contact_step(Action.UPDATE, Strategy.SEARCH, WhenAbsent.FAIL),
+        match=RecordMatch(field="I_PB", value=ACCOUNT_ID, source=None),
+    )
+
+    with pytest.raises(RecordNotFoundError) as raised:
+        runner.run(make_plan(step))
+
+    assert raised.value.details[0].loc == ("Contacts", "I_PB")
