@@ -7,6 +7,7 @@ real ones.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import falcon
@@ -33,8 +34,18 @@ ENDPOINTS = ("POST /process-event", "GET /health", "GET /ready", "GET /metrics")
 
 
 def create_app(
-    settings: Settings, *, processor: EventProcessing, readiness: ReadinessCheck
+    settings: Settings,
+    *,
+    processor: EventProcessing,
+    readiness: ReadinessCheck,
+    event_types: Collection[str] = (),
 ) -> falcon.App:
+    """Return the Falcon app around `processor` and `readiness`.
+
+    `event_types` are the event types the mappings plan or ignore. They are the only values of
+    the `event_type` label of a failed event in the metrics, and any other type is counted
+    under "invalid".
+    """
     # Falcon calls process_response in reverse order, so the request context middleware,
     # listed first, writes the access log line after every other middleware has run.
     middleware: list[Any] = [
@@ -57,7 +68,10 @@ def create_app(
     app.add_route("/ready", ReadinessResource(readiness))
     app.add_route("/metrics", MetricsResource())
     app.add_route(
-        "/process-event", ProcessEventResource(processor, max_body_bytes=settings.max_body_bytes)
+        "/process-event",
+        ProcessEventResource(
+            processor, max_body_bytes=settings.max_body_bytes, event_types=event_types
+        ),
     )
     install_error_handlers(app, endpoints=ENDPOINTS)
     return app

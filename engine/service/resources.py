@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 import falcon
@@ -103,6 +103,9 @@ class ReadinessResource:
         resp.status = 503
         resp.media = {"status": "unavailable", "zoho": report}
 
+    # The same probe as `HealthResource.on_head`; Falcon drops the body of a HEAD response.
+    on_head = on_get
+
 
 class MetricsResource:
     """`GET /metrics`: Prometheus text format of `engine.metrics.REGISTRY`."""
@@ -117,9 +120,16 @@ class ProcessEventResource:
 
     auth_methods = frozenset({"POST"})
 
-    def __init__(self, processor: EventProcessing, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        processor: EventProcessing,
+        *,
+        max_body_bytes: int,
+        event_types: Collection[str] = (),
+    ) -> None:
         self._processor = processor
         self._max_body_bytes = max_body_bytes
+        self._event_types = frozenset(event_types)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         _require_json_content_type(req)
@@ -131,7 +141,7 @@ class ProcessEventResource:
         try:
             result = self._processor.process(body)
         except Exception as error:
-            _count_failed_event(error, time.perf_counter() - started)
+            self._count_failed_event(error, time.perf_counter() - started)
             raise
 
         context.bind(event_id=result.event_id, event_type=result.event_type)
@@ -152,6 +162,19 @@ class ProcessEventResource:
         resp.status = result.status
         resp.media = result.body
 
+    def _count_failed_event(self, error: Exception, seconds: float) -> None:
+        # The event type is a metric label, so only a type the mappings plan or ignore is used
+        # as one, and any other is counted under "invalid". An event that failed validation is
+        # counted under "invalid" whatever its type.
+        event_type = context.current().get("event_type")
+        if (
+            isinstance(error, (EventValidationError, NoActionPlanError))
+            or event_type not in self._event_types
+        ):
+            event_type = "invalid"
+        EVENTS.labels(event_type=event_type, outcome="failed").inc()
+        EVENT_SECONDS.labels(event_type=event_type).observe(seconds)
+
 
 def _require_json_content_type(req: falcon.Request) -> None:
     media_type, parameters = falcon.parse_header(req.content_type or "")
@@ -167,7 +190,7 @@ def _require_json_content_type(req: falcon.Request) -> None:
         )
 
     # JSON exchanged between systems must be UTF-8 (RFC 8259, section 8.1), and the body is
-    # decoded as UTF-8 whatever the header says, so another charset is rejected by name.
+    # decoded as UTF-8 whatever the header names, so another charset is rejected by name.
     charset = parameters.get("charset", "utf-8").strip().lower()
     if charset not in _UTF8_CHARSET_NAMES:
         raise UnsupportedMediaTypeError(
@@ -304,18 +327,6 @@ def _log_value(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     return value[:MAX_LOGGED_ID_LENGTH]
-
-
-def _count_failed_event(error: Exception, seconds: float) -> None:
-    # An event that fails validation or has no action plan may carry any event type, so it is
-    # counted under "invalid" to keep the number of label values bounded. Every other
-    # ConnectorError comes after planning, so its event type is one the mappings know.
-    if isinstance(error, (EventValidationError, NoActionPlanError)):
-        event_type = "invalid"
-    else:
-        event_type = context.current().get("event_type") or "invalid"
-    EVENTS.labels(event_type=event_type, outcome="failed").inc()
-    EVENT_SECONDS.labels(event_type=event_type).observe(seconds)
 
 
 def _elapsed_ms(started: float) -> float:

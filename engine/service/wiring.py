@@ -109,7 +109,9 @@ def build_service(settings: Settings) -> Service:
             raise _not_writable("LOCK_DIR", settings.lock_dir, error) from error
         probe_module, probe_key_field = _readiness_probe(planner.mappings)
         readiness = functools.partial(client.check_ready, probe_module, probe_key_field)
-        service.app = create_app(settings, processor=processor, readiness=readiness)
+        service.app = create_app(
+            settings, processor=processor, readiness=readiness, event_types=planner.event_types
+        )
     except BaseException:
         service.close()
         raise

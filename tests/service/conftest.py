@@ -16,6 +16,9 @@ from engine.service.logs import ContextFilter
 
 API_TOKEN = "test-token-0123456789abcdef"
 
+# The event types the app is told the mappings plan or ignore.
+EVENT_TYPES = ("SIM/Updated", "SIM/Created")
+
 
 @dataclass
 class Result:
@@ -74,7 +77,9 @@ def make_client(
 ) -> Callable[..., falcon.testing.TestClient]:
     def make(**overrides: Any) -> falcon.testing.TestClient:
         settings = Settings(api_token=API_TOKEN, **overrides)
-        app = create_app(settings, processor=processor, readiness=readiness)
+        app = create_app(
+            settings, processor=processor, readiness=readiness, event_types=EVENT_TYPES
+        )
         return falcon.testing.TestClient(app)
 
     return make

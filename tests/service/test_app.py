@@ -155,7 +155,7 @@ def test_wrong_method_is_405(client: falcon.testing.TestClient, method: str) -> 
     [
         pytest.param("/process-event", "POST", id="event endpoint"),
         pytest.param("/health", "GET, HEAD", id="health"),
-        pytest.param("/ready", "GET", id="readiness"),
+        pytest.param("/ready", "GET, HEAD", id="readiness"),
         pytest.param("/metrics", "GET", id="metrics"),
     ],
 )
@@ -549,6 +549,7 @@ def failed_count(event_type: str) -> float:
         pytest.param(RecordNotFoundError("no record"), "SIM/Updated", id="record not found"),
         pytest.param(RateLimitError("busy"), "SIM/Updated", id="record locks busy"),
         pytest.param(ZohoUnavailableError("down"), "SIM/Updated", id="zoho unavailable"),
+        pytest.param(KeyError("bug"), "SIM/Updated", id="unexpected error"),
     ],
 )
 def test_failed_event_metric_label(
@@ -566,6 +567,28 @@ def test_failed_event_metric_label(
 
     assert failed_count(event_type) == before + 1
     assert failed_count(other_type) == other_before
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(KeyError("bug"), id="unexpected error"),
+        pytest.param(ZohoUnavailableError("down"), id="zoho unavailable"),
+    ],
+)
+def test_unknown_event_type_is_no_metric_label(
+    client: falcon.testing.TestClient, processor: RecordingProcessor, error: Exception
+) -> None:
+    event_type = "Unknown/Type-4f1c"
+    before = failed_count("invalid")
+    processor.error = error
+
+    post_event(client, {**EVENT, "data": {"event_type": event_type}})
+
+    assert failed_count("invalid") == before + 1
+    assert REGISTRY.get_sample_value(
+        "connector_events_total", {"event_type": event_type, "outcome": "failed"}
+    ) is None
 
 
 def test_unexpected_error_is_500_without_trace(
@@ -651,6 +674,27 @@ def test_ready_when_zoho_ready(client: falcon.testing.TestClient) -> None:
 
     assert result.status_code == 200
     assert result.json == {"status": "ready", "zoho": {"ready": True, "token": "ok", "api": "ok"}}
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        pytest.param(None, 200, id="ready"),
+        pytest.param(ZohoUnavailableError("Zoho CRM timed out"), 503, id="not ready"),
+    ],
+)
+def test_ready_accepts_head(
+    client: falcon.testing.TestClient,
+    readiness: Readiness,
+    error: ZohoUnavailableError | None,
+    status: int,
+) -> None:
+    readiness.error = error
+
+    result = client.simulate_head("/ready")
+
+    assert result.status_code == status
+    assert result.text == ""
 
 
 def test_not_ready_is_503(client: falcon.testing.TestClient, readiness: Readiness) -> None:
