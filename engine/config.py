@@ -170,6 +170,12 @@ class Settings:
                     "API_TOKEN is missing: set it to the Bearer token configured in the NSPS "
                     "handler"
                 )
+        elif not _is_header_token(api_token):
+            reader.problems.append(
+                "API_TOKEN has a character that is not printable ASCII (a space, a control "
+                "character or a non-ASCII letter): an HTTP header carries only ASCII, so NSPS "
+                "cannot send it; use letters, digits and - . _ ~ + /"
+            )
         elif len(api_token) < 16:
             reader.warnings.append(
                 "API_TOKEN is shorter than 16 characters: use a long random token, for example "
@@ -302,6 +308,11 @@ def _cors_origins(reader: _Reader, production: bool) -> tuple[str, ...]:
                 f"CORS_ORIGINS entry {origin!r} is not an origin such as http://localhost:8080"
             )
     return origins
+
+
+def _is_header_token(value: str) -> bool:
+    """Return whether every character is printable ASCII other than a space (0x21 to 0x7E)."""
+    return all("!" <= character <= "~" for character in value)
 
 
 def _is_http_url(value: str) -> bool:

@@ -324,6 +324,11 @@ def test_sandbox_with_invalid_modules_exits_1(tmp_path: Path) -> None:
         pytest.param({"PORT": "eighty"}, "PORT='eighty' is not an integer", id="bad port"),
         pytest.param({"API_TOKEN": ""}, "API_TOKEN is missing", id="missing token in production"),
         pytest.param(
+            {"API_TOKEN": "nsps-tökén-0123456789"},
+            "API_TOKEN has a character that is not printable ASCII",
+            id="token not ASCII",
+        ),
+        pytest.param(
             {
                 "NODE_ENV": "development",
                 "ZOHO_CRM_CLIENT_ID": "",

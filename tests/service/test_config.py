@@ -136,6 +136,13 @@ def test_env_file_fills_missing_variables(tmp_path: Path) -> None:
     assert settings.app_name == "from-file"
 
 
+API_TOKEN_NOT_ASCII = (
+    "API_TOKEN has a character that is not printable ASCII (a space, a control character or "
+    "a non-ASCII letter): an HTTP header carries only ASCII, so NSPS cannot send it; use "
+    "letters, digits and - . _ ~ + /"
+)
+
+
 @pytest.mark.parametrize(
     ("overrides", "problem"),
     [
@@ -219,6 +226,17 @@ def test_env_file_fills_missing_variables(tmp_path: Path) -> None:
             "ZOHO_CRM_REFRESH_TOKEN is missing: set it from the Zoho API console self client, "
             "or set SANDBOX=true (serve --sandbox) to use the bundled emulator",
             id="one credential missing",
+        ),
+        pytest.param(
+            {"API_TOKEN": "nsps-tökén-0123456789"},
+            API_TOKEN_NOT_ASCII,
+            id="token with a non-ASCII letter",
+        ),
+        pytest.param(
+            {"API_TOKEN": "nsps token 0123456789"}, API_TOKEN_NOT_ASCII, id="token with a space"
+        ),
+        pytest.param(
+            {"API_TOKEN": "nsps-token\t0123456789"}, API_TOKEN_NOT_ASCII, id="token with a tab"
         ),
         pytest.param(
             {"SANDBOX": "perhaps"},
