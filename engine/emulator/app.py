@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import parse_qsl
@@ -46,10 +48,15 @@ class EmulatorSettings:
     """Active access tokens per refresh token; a new one beyond this invalidates the oldest."""
 
     def update(self, changes: dict[str, Any]) -> None:
+        """Apply `changes`; raise `ValueError` and change nothing when one is unknown or invalid."""
         known = {item.name for item in fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        for name, value in changes.items():
+            problem = SETTING_CHECKS[name](value)
+            if problem is not None:
+                raise ValueError(f"setting {name} {problem}, got {_shown(value)}")
         for name, value in changes.items():
             setattr(self, name, value)
 
@@ -87,6 +94,103 @@ class Fault:
 
 
 FAULT_KINDS = ("status", "timeout", "drop")
+OPERATIONS = ("token", "insert", "update", "upsert", "get", "search", "fields")
+
+MAX_SECONDS = 86400.0
+"""Longest delay a setting or fault may ask for: one day."""
+
+# A check returns why a value is invalid, or `None` when it is valid.
+Check = Callable[[Any], str | None]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def seconds_check(value: Any) -> str | None:
+    if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+        return f"must be a number of seconds from 0 to {MAX_SECONDS:g}"
+    return None
+
+
+def integer_check(minimum: int, *, nullable: bool = False) -> Check:
+    def check(value: Any) -> str | None:
+        if value is None and nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            return f"must be an integer of at least {minimum}" + (" or null" if nullable else "")
+        return None
+    return check
+
+
+def boolean_check(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def choice_check(choices: tuple[str, ...]) -> Check:
+    def check(value: Any) -> str | None:
+        if value is None or value in choices:
+            return None
+        return f"must be one of {', '.join(choices)} or null"
+    return check
+
+
+def text_check(value: Any) -> str | None:
+    return None if value is None or isinstance(value, str) else "must be a string or null"
+
+
+def status_check(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+        return "must be an HTTP status code from 100 to 599"
+    return None
+
+
+def body_check(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    return "must be a JSON object, an array or null"
+
+
+def headers_check(value: Any) -> str | None:
+    if not isinstance(value, dict) or not all(
+        isinstance(name, str) and isinstance(text, str) and name.strip()
+        and not any(char in name + text for char in "\r\n")
+        for name, text in value.items()
+    ):
+        return "must map header names to single-line strings"
+    return None
+
+
+SETTING_CHECKS: dict[str, Check] = {
+    "search_lag_seconds": seconds_check,
+    "latency_seconds": seconds_check,
+    "concurrency_limit": integer_check(0, nullable=True),
+    "token_expires_in": integer_check(1),
+    "legacy_token_shape": boolean_check,
+    "omit_api_domain": boolean_check,
+    "token_limit_per_window": integer_check(0, nullable=True),
+    "max_active_tokens": integer_check(1),
+}
+
+FAULT_CHECKS: dict[str, Check] = {
+    "kind": lambda value: None if value in FAULT_KINDS
+    else f"must be one of {', '.join(FAULT_KINDS)}",
+    "count": integer_check(1),
+    "status": status_check,
+    "body": body_check,
+    "text": text_check,
+    "headers": headers_check,
+    "hold_seconds": seconds_check,
+    "method": text_check,
+    "operation": choice_check(OPERATIONS),
+    "module": text_check,
+}
+
+
+def _shown(value: Any) -> str:
+    """Return `value` as JSON for a message, cut to about 60 characters."""
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 class EmulatorState:
@@ -383,6 +487,10 @@ class EmulatorApp:
             self._json(resp, 400, {"error": "the body is not valid JSON"})
             return
         route = (req.method, parts[0] if parts else "")
+        if route in (("PATCH", "settings"), ("POST", "faults")) \
+                and not isinstance(body, dict | None):
+            self._json(resp, 400, {"error": f"the body must be a JSON object, got {_shown(body)}"})
+            return
         try:
             if route == ("GET", "settings"):
                 self._json(resp, 200, asdict(state.settings))
@@ -449,17 +557,18 @@ _INVALID_JSON = object()
 
 
 def make_fault(spec: dict[str, Any]) -> Fault:
-    """Build a fault from its JSON description, rejecting unknown keys and kinds."""
+    """Build a fault from its JSON description; raise `ValueError` naming an invalid value."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"a fault must be a JSON object, got {_shown(spec)}")
     known = {item.name for item in fields(Fault)}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ValueError(f"unknown fault key(s): {', '.join(unknown)}")
-    fault = Fault(**spec)
-    if fault.kind not in FAULT_KINDS:
-        raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}, got {fault.kind!r}")
-    if fault.count < 1:
-        raise ValueError("fault count must be at least 1")
-    return fault
+    for name, value in spec.items():
+        problem = FAULT_CHECKS[name](value)
+        if problem is not None:
+            raise ValueError(f"fault {name} {problem}, got {_shown(value)}")
+    return Fault(**spec)
 
 
 def reset_state(state: EmulatorState) -> None:

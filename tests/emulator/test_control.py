@@ -58,17 +58,107 @@ def test_fault_over_http(emulator: EmulatorServer) -> None:
     ("spec", "message"),
     [
         pytest.param({"kind": "explode"}, "fault kind must be one of status, timeout, drop, "
-                     "got 'explode'", id="unknown kind"),
-        pytest.param({"count": 0}, "fault count must be at least 1", id="zero count"),
+                     'got "explode"', id="unknown kind"),
+        pytest.param({"count": 0}, "fault count must be an integer of at least 1, got 0",
+                     id="zero count"),
+        pytest.param({"count": "2"}, 'fault count must be an integer of at least 1, got "2"',
+                     id="count as text"),
+        pytest.param({"count": True}, "fault count must be an integer of at least 1, got true",
+                     id="count as boolean"),
         pytest.param({"statuz": 500}, "unknown fault key(s): statuz", id="misspelled key"),
+        pytest.param({"status": "abc"},
+                     'fault status must be an HTTP status code from 100 to 599, got "abc"',
+                     id="status as text"),
+        pytest.param({"status": 99},
+                     "fault status must be an HTTP status code from 100 to 599, got 99",
+                     id="status below 100"),
+        pytest.param({"status": 600},
+                     "fault status must be an HTTP status code from 100 to 599, got 600",
+                     id="status above 599"),
+        pytest.param({"kind": "timeout", "hold_seconds": "x"},
+                     'fault hold_seconds must be a number of seconds from 0 to 86400, got "x"',
+                     id="hold seconds as text"),
+        pytest.param({"kind": "timeout", "hold_seconds": -1},
+                     "fault hold_seconds must be a number of seconds from 0 to 86400, got -1",
+                     id="negative hold seconds"),
+        pytest.param({"kind": "timeout", "hold_seconds": 1e308},
+                     "fault hold_seconds must be a number of seconds from 0 to 86400, got 1e+308",
+                     id="huge hold seconds"),
+        pytest.param({"operation": "delete"},
+                     "fault operation must be one of token, insert, update, upsert, get, "
+                     'search, fields or null, got "delete"', id="unknown operation"),
+        pytest.param({"body": "x"}, 'fault body must be a JSON object, an array or null, got "x"',
+                     id="body as text"),
+        pytest.param({"headers": {"Retry-After": 30}},
+                     'fault headers must map header names to single-line strings, '
+                     'got {"Retry-After": 30}', id="header value not text"),
+        pytest.param({"headers": {"X": "a\r\nSet-Cookie: b"}},
+                     "fault headers must map header names to single-line strings, "
+                     'got {"X": "a\\r\\nSet-Cookie: b"}', id="header with line break"),
+        pytest.param({"text": 5}, "fault text must be a string or null, got 5",
+                     id="text not a string"),
+        pytest.param([{"status": 500}], 'the body must be a JSON object, got [{"status": 500}]',
+                     id="array body"),
     ],
 )
-def test_invalid_fault_rejected(spec: dict[str, object], message: str,
-                                emulator: EmulatorServer) -> None:
+def test_invalid_fault_rejected(spec: object, message: str, emulator: EmulatorServer) -> None:
     response = control(emulator, "POST", "faults", spec)
 
     assert response.status_code == 400
     assert response.json() == {"error": message}
+    assert control(emulator, "GET", "faults").json() == {"faults": []}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param({"latency_seconds": -5},
+                     "setting latency_seconds must be a number of seconds from 0 to 86400, "
+                     "got -5", id="negative latency"),
+        pytest.param({"search_lag_seconds": "1"},
+                     "setting search_lag_seconds must be a number of seconds from 0 to 86400, "
+                     'got "1"', id="search lag as text"),
+        pytest.param({"concurrency_limit": "x"},
+                     "setting concurrency_limit must be an integer of at least 0 or null, "
+                     'got "x"', id="concurrency limit as text"),
+        pytest.param({"concurrency_limit": 2.5},
+                     "setting concurrency_limit must be an integer of at least 0 or null, "
+                     "got 2.5", id="fractional concurrency limit"),
+        pytest.param({"token_expires_in": 0},
+                     "setting token_expires_in must be an integer of at least 1, got 0",
+                     id="zero token lifetime"),
+        pytest.param({"omit_api_domain": "yes"},
+                     'setting omit_api_domain must be true or false, got "yes"',
+                     id="flag as text"),
+        pytest.param({"max_active_tokens": None},
+                     "setting max_active_tokens must be an integer of at least 1, got null",
+                     id="null max active tokens"),
+        pytest.param({"latency_seconds": 1, "concurrency_limit": "x"},
+                     "setting concurrency_limit must be an integer of at least 0 or null, "
+                     'got "x"', id="one invalid value among valid ones"),
+        pytest.param([1], "the body must be a JSON object, got [1]", id="array body"),
+    ],
+)
+def test_invalid_setting_rejected(changes: object, message: str,
+                                  emulator: EmulatorServer) -> None:
+    before = control(emulator, "GET", "settings").json()
+
+    response = control(emulator, "PATCH", "settings", changes)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": message}
+    assert control(emulator, "GET", "settings").json() == before
+
+
+def test_settings_accept_null_limits(emulator: EmulatorServer) -> None:
+    response = control(emulator, "PATCH", "settings",
+                       {"concurrency_limit": None, "token_limit_per_window": None,
+                        "latency_seconds": 0.5})
+
+    assert response.status_code == 200
+    assert response.json()["concurrency_limit"] is None
+    assert response.json()["token_limit_per_window"] is None
+    assert response.json()["latency_seconds"] == 0.5
 
 
 def test_log_records_and_reset(emulator: EmulatorServer) -> None:
