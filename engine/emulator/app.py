@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import threading
 import time
@@ -97,7 +96,7 @@ FAULT_KINDS = ("status", "timeout", "drop")
 OPERATIONS = ("token", "insert", "update", "upsert", "get", "search", "fields")
 
 MAX_SECONDS = 86400.0
-"""Longest delay a setting or fault may ask for: one day."""
+"""Maximum delay a setting or fault may request: one day."""
 
 # A check returns why a value is invalid, or `None` when it is valid.
 Check = Callable[[Any], str | None]
@@ -108,7 +107,9 @@ def _is_number(value: Any) -> bool:
 
 
 def seconds_check(value: Any) -> str | None:
-    if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+    # The range check also rejects nan and infinity, and unlike `math.isfinite` it accepts
+    # integers too large for a float.
+    if not _is_number(value) or not 0 <= value <= MAX_SECONDS:
         return f"must be a number of seconds from 0 to {MAX_SECONDS:g}"
     return None
 

@@ -84,6 +84,9 @@ def test_fault_over_http(emulator: EmulatorServer) -> None:
         pytest.param({"kind": "timeout", "hold_seconds": 1e308},
                      "fault hold_seconds must be a number of seconds from 0 to 86400, got 1e+308",
                      id="huge hold seconds"),
+        pytest.param({"kind": "timeout", "hold_seconds": 10**400},
+                     "fault hold_seconds must be a number of seconds from 0 to 86400, got "
+                     + str(10**400)[:60] + "...", id="integer beyond float range"),
         pytest.param({"operation": "delete"},
                      "fault operation must be one of token, insert, update, upsert, get, "
                      'search, fields or null, got "delete"', id="unknown operation"),
