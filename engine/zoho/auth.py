@@ -177,8 +177,8 @@ def _token_lifetime(body: dict[str, Any]) -> float:
     """Return the token lifetime in seconds; raise `AttemptError` when it is not a positive number.
 
     A lifetime in another shape means the server is not the Zoho accounts server the client
-    expects, so it is a setup problem (500) rather than a transient failure, and retrying would
-    spend one of the 10 tokens Zoho issues per 10 minutes.
+    expects. So it is a setup problem (500), not a transient failure, and it is not retried,
+    because a retry would spend one of the 10 tokens Zoho issues per 10 minutes.
     """
     # The legacy shape carries seconds in `expires_in_sec` and milliseconds in `expires_in`.
     if "expires_in_sec" in body:

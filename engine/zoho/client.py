@@ -130,7 +130,7 @@ class ZohoClient:
             max_seconds=settings.retry_max_seconds,
         )
         self._sleep = sleep
-        # Reentrant, because a failed probe inside `check_ready` forgets the cached result.
+        # Reentrant, because a failed probe inside `check_ready` drops the cached result.
         self._ready_lock = threading.RLock()
         self._ready_cache: tuple[float, dict[str, Any]] | None = None
 
@@ -276,7 +276,7 @@ class ZohoClient:
         """Drop the cached API probe, so the next `check_ready` probes Zoho again.
 
         Called when a token refresh fails or Zoho rejects a call with 401 or 403, because the
-        cached probe no longer tells whether calls succeed.
+        cached probe result is then out of date.
         """
         with self._ready_lock:
             self._ready_cache = None
