@@ -33,7 +33,14 @@ from engine.delivery.ordering import (
     step_key,
 )
 from engine.errors import ConnectorError, EventNotFoundError, RateLimitError
-from engine.journal.base import EventFacts, EventOutcome, Journal, JournalEntry, KnownRecordIds
+from engine.journal.base import (
+    EventFacts,
+    EventOutcome,
+    Journal,
+    JournalBusyError,
+    JournalEntry,
+    KnownRecordIds,
+)
 from engine.planning.plan import Outcome, Plan, RunResult, Step, StepResult
 
 logger = logging.getLogger(__name__)
@@ -46,6 +53,10 @@ LOCK_WAIT_SHARE = 0.5
 
 # `Retry-After` sent to NSPS when another event keeps the record locks past the wait.
 LOCK_BUSY_RETRY_AFTER_SECONDS = 1.0
+
+# `Retry-After` sent to NSPS when another connection keeps the journal locked past the
+# journal's busy timeout.
+JOURNAL_BUSY_RETRY_AFTER_SECONDS = 5.0
 
 
 class EventPlanner(Protocol):
@@ -105,8 +116,22 @@ class EventProcessor:
     def process(self, body: Any) -> ProcessResult:
         """Process one event delivery; raise a `ConnectorError` when NSPS should see an error.
 
-        Zoho errors and lock timeouts carry `retry_after` for the `Retry-After` header.
+        Zoho errors, lock timeouts and a busy journal carry `retry_after` for the
+        `Retry-After` header.
         """
+        try:
+            return self._process(body)
+        except JournalBusyError as error:
+            logger.warning(
+                "journal busy, asking NSPS to retry the event",
+                extra={"error_message": str(error)},
+            )
+            raise RateLimitError(
+                "the journal is locked by another process; retry later",
+                retry_after=JOURNAL_BUSY_RETRY_AFTER_SECONDS,
+            ) from error
+
+    def _process(self, body: Any) -> ProcessResult:
         deadline = self._clock() + self.budget_seconds
 
         event_id = event_id_of(body)

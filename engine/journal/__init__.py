@@ -7,6 +7,7 @@ from engine.journal.base import (
     EventFacts,
     EventOutcome,
     Journal,
+    JournalBusyError,
     JournalEntry,
     KnownRecordIds,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "EventFacts",
     "EventOutcome",
     "Journal",
+    "JournalBusyError",
     "JournalEntry",
     "KnownRecordIds",
     "SqliteJournal",

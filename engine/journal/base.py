@@ -22,6 +22,13 @@ from typing import Any
 from engine.planning.plan import RecordKey, StepResult
 
 
+class JournalBusyError(Exception):
+    """Another connection kept the journal locked for longer than the busy timeout.
+
+    The condition is transient: the same call can succeed once the other writer commits.
+    """
+
+
 class EventOutcome(StrEnum):
     """State of an event in the journal."""
 

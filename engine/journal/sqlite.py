@@ -31,6 +31,7 @@ from engine.journal.base import (
     EventFacts,
     EventOutcome,
     Journal,
+    JournalBusyError,
     JournalEntry,
     record_key_text,
 )
@@ -154,14 +155,21 @@ class SqliteJournal(Journal):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        with _busy_as_error(self.path, self._busy_timeout_seconds):
+            connection = self._connection()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    def _read(self, query: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        """Return the rows of one read query, outside any write transaction."""
+        with _busy_as_error(self.path, self._busy_timeout_seconds):
+            return self._connection().execute(query, parameters).fetchall()
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -193,14 +201,12 @@ class SqliteJournal(Journal):
 
     def get(self, event_id: str, *, with_body: bool = False) -> JournalEntry | None:
         columns = EVENT_COLUMNS + (", body" if with_body else "")
-        row = (
-            self._connection()
-            .execute(f"SELECT {columns} FROM events WHERE event_id = ?", (event_id,))  # noqa: S608
-            .fetchone()
+        rows = self._read(
+            f"SELECT {columns} FROM events WHERE event_id = ?", (event_id,)  # noqa: S608
         )
-        if row is None:
+        if not rows:
             return None
-        return _entry_from_row(row)
+        return _entry_from_row(rows[0])
 
     def receive(self, facts: EventFacts) -> None:
         now = _now_text()
@@ -378,35 +384,45 @@ class SqliteJournal(Journal):
             query += " LIMIT ?"
             parameters.append(limit)
 
-        rows = self._connection().execute(query, parameters).fetchall()
+        rows = self._read(query, parameters)
         return [_entry_from_row(row) for row in rows]
 
     # Records
 
     def record_id(self, module: str, field: str, value: Any) -> str | None:
-        row = (
-            self._connection()
-            .execute(
-                "SELECT record_id FROM records WHERE module = ? AND key_field = ? "
-                "AND key_value = ?",
-                (module, field, record_key_text(value)),
-            )
-            .fetchone()
+        rows = self._read(
+            "SELECT record_id FROM records WHERE module = ? AND key_field = ? AND key_value = ?",
+            (module, field, record_key_text(value)),
         )
-        return None if row is None else row[0]
+        return rows[0][0] if rows else None
 
     def newest_applied(self, keys: Sequence[RecordKey]) -> dict[RecordKey, AppliedTime]:
-        connection = self._connection()
         applied: dict[RecordKey, AppliedTime] = {}
         for key in keys:
-            row = connection.execute(
+            rows = self._read(
                 "SELECT newest_event_time, newest_event_id FROM records WHERE module = ? "
                 "AND key_field = ? AND key_value = ? AND newest_event_time IS NOT NULL",
                 (key.module, key.field, record_key_text(key.value)),
-            ).fetchone()
-            if row is not None:
-                applied[key] = AppliedTime(_parse_time(row[0]), row[1])
+            )
+            if rows:
+                applied[key] = AppliedTime(_parse_time(rows[0][0]), rows[0][1])
         return applied
+
+
+@contextmanager
+def _busy_as_error(path: Path, timeout_seconds: float) -> Iterator[None]:
+    """Convert an SQLite busy or locked error (another connection holds a lock) to `JournalBusyError`."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        # The primary result code is the low byte, so extended codes such as
+        # SQLITE_BUSY_SNAPSHOT match too.
+        code = getattr(error, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise
+        raise JournalBusyError(
+            f"journal {path} stayed locked by another connection for {timeout_seconds:g} s"
+        ) from error
 
 
 def _now_text() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,10 +11,13 @@ import falcon.testing
 import pytest
 
 from engine.config import Settings
+from engine.delivery.processor import EventProcessor
 from engine.emulator.server import EmulatorServer
+from engine.journal import SqliteJournal
+from engine.service.app import create_app
 from engine.service.wiring import build_service
 
-from .stack import eid, make_event
+from .stack import build_stack, eid, make_event
 
 API_TOKEN = "delivery-http-token-0123456789"
 HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -77,3 +81,54 @@ def test_stale_event_answered_2xx(
     assert stale.status_code == 202
     assert stale.json["outcome"] == "stale"
     assert stale.json["message"] == "stale, skipped"
+
+
+@pytest.mark.parametrize(
+    "phase",
+    [
+        pytest.param("new event", id="new event"),
+        pytest.param("duplicate", id="already processed event"),
+    ],
+)
+def test_busy_journal_is_429_with_retry_after(
+    emulator: EmulatorServer, tmp_path: Path, phase: str
+) -> None:
+    stack = build_stack(emulator, tmp_path)
+    stack.journal.close()
+    journal = SqliteJournal(tmp_path / "journal.sqlite3", busy_timeout_seconds=0.2)
+    processor = EventProcessor(
+        stack.processor.planner, stack.processor.runner, journal, lock_dir=tmp_path / "locks"
+    )
+    app = create_app(
+        Settings(api_token=API_TOKEN),
+        processor=processor,
+        readiness=lambda: {"ready": True},
+        event_types=("SIM/Updated",),
+    )
+    client = falcon.testing.TestClient(app)
+    event = make_event("busy")
+    if phase == "duplicate":
+        first = client.simulate_post("/process-event", json=event, headers=HEADERS)
+        assert first.status_code == 202
+    other_process = sqlite3.connect(tmp_path / "journal.sqlite3", isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+
+    try:
+        busy = client.simulate_post("/process-event", json=event, headers=HEADERS)
+    finally:
+        other_process.execute("ROLLBACK")
+        other_process.close()
+    retried = client.simulate_post("/process-event", json=event, headers=HEADERS)
+    journal.close()
+    stack.client.close()
+
+    assert busy.status_code == 429
+    assert busy.headers["Retry-After"] == "5"
+    assert busy.json == {
+        "message": "the journal is locked by another process; retry later",
+        "error": "Too many requests",
+        "type": "RATE_LIMIT_ERROR",
+        "code": "rate_limited",
+    }
+    assert retried.status_code == 202
+    assert retried.json["outcome"] == ("processed" if phase == "new event" else "duplicate")
