@@ -411,7 +411,10 @@ class SqliteJournal(Journal):
 
 @contextmanager
 def _busy_as_error(path: Path, timeout_seconds: float) -> Iterator[None]:
-    """Convert an SQLite busy or locked error (another connection holds a lock) to `JournalBusyError`."""
+    """Convert an SQLite busy or locked error to `JournalBusyError`.
+
+    SQLite raises either one when another connection holds a lock past the busy timeout.
+    """
     try:
         yield
     except sqlite3.OperationalError as error:
