@@ -22,6 +22,7 @@ the last column says whether a retry can help, not whether one happens.
 | ZohoRateLimitError         | 429    | RATE_LIMIT_ERROR     | yes                           |
 | ZohoAuthError              | 500    | SERVICE_ERROR        | once the credential is fixed  |
 | ZohoRequestError           | 500    | SERVICE_ERROR        | once the CRM setup is fixed   |
+| MappingRuntimeError        | 500    | SERVICE_ERROR        | once the mapping is fixed     |
 | InternalError              | 500    | INTERNAL_ERROR       | maybe                         |
 | ZohoUnavailableError       | 503    | CONNECTION_ERROR     | yes                           |
 """
@@ -195,6 +196,19 @@ class ZohoRequestError(ZohoError):
     error_type = ErrorType.SERVICE
     code = "zoho_request_rejected"
     title = "Zoho CRM rejected the request"
+
+
+class MappingRuntimeError(ConnectorError):
+    """An expression in the mappings failed for a reason that is not the event's data.
+
+    The sandbox stopped it (SecurityError), or another template error shows a bug in the
+    mapping. Every event that reaches the expression fails the same way until it is fixed.
+    """
+
+    status = 500
+    error_type = ErrorType.SERVICE
+    code = "mapping_failed"
+    title = "Mapping failed"
 
 
 class InternalError(ConnectorError):

@@ -18,6 +18,7 @@ from engine.mapping.expressions import (
     TemplateSyntaxError,
     compile_expression,
     referenced_paths,
+    unsafe_parts,
 )
 from engine.mapping.findings import Finding, FindingKind, did_you_mean
 from engine.mapping.model import ValueSource
@@ -187,6 +188,7 @@ class CompilerBase:
         text = str(entry.data)
         try:
             expression = compile_expression(text)
+            problems = unsafe_parts(text)
             chains = referenced_paths(text)
         except TemplateSyntaxError as error:
             self.findings.append(
@@ -197,7 +199,9 @@ class CompilerBase:
             )
             return None
 
-        ok = True
+        ok = not problems
+        for problem in problems:
+            self.findings.append(entry.finding(FindingKind.UNSAFE_EXPRESSION, problem))
         for name, path in chains:
             full_path = (*input_path, *path) if name == "input" else path
             check = self.event_paths.check(full_path)

@@ -46,6 +46,9 @@ class FindingKind(StrEnum):
     """A path does not exist in the NSPS event schema."""
     EXPRESSION_SYNTAX = "expression-syntax"
     """A Jinja2 expression does not compile."""
+    UNSAFE_EXPRESSION = "unsafe-expression"
+    """A Jinja2 expression uses a name, private attribute or value size that the sandbox stops
+    at run time."""
     TYPE_MISMATCH = "type-mismatch"
     """A value or a source cannot have the type of the Zoho field it is written to."""
     MODULE_MISMATCH = "module-mismatch"

@@ -185,3 +185,82 @@ def test_hostile_file_is_a_finding(
     captured = capsys.readouterr()
     assert status == 1
     assert captured.out == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        pytest.param(
+            "''.__class__.__mro__[1]",
+            [
+                "'__class__' starts with an underscore, which the sandbox forbids",
+                "'__mro__' starts with an underscore, which the sandbox forbids",
+            ],
+            id="private attributes",
+        ),
+        pytest.param(
+            "cycler.next",
+            ["name 'cycler' is not available; an expression reads only input and event"],
+            id="jinja global",
+        ),
+        pytest.param(
+            "'abc'['__class__']",
+            ["'__class__' starts with an underscore, which the sandbox forbids"],
+            id="private item",
+        ),
+        pytest.param(
+            "input|attr('__class__')",
+            ["'__class__' starts with an underscore, which the sandbox forbids"],
+            id="private attr filter",
+        ),
+        pytest.param(
+            "'x' * 9999999999",
+            [
+                "repeating a value of length 1 9999999999 times gives 9999999999 items, over "
+                "the limit of 100000"
+            ],
+            id="repeated string",
+        ),
+        pytest.param(
+            "2 ** 99999999",
+            ["the result of ** would have about 199999998 bits, over the limit of 100000"],
+            id="huge power",
+        ),
+        pytest.param(
+            "'%99999999d' % 1",
+            ["a format width of 99999999 exceeds the limit of 100000"],
+            id="format width",
+        ),
+        pytest.param(
+            "'x'|center(999999999)",
+            ["center() with a width of 999999999 exceeds the limit of 100000"],
+            id="center filter width",
+        ),
+    ],
+)
+def test_unsafe_expression_is_a_finding(
+    broken_mappings: Path,
+    capsys: pytest.CaptureFixture[str],
+    expression: str,
+    expected: list[str],
+) -> None:
+    contacts = broken_mappings / "contacts.yaml"
+    contacts.write_text(
+        contacts.read_text(encoding="utf-8").replace("field: E_mail\n", "field: Email\n"),
+        encoding="utf-8",
+    )
+    sim_cards = broken_mappings / "sim-cards.yaml"
+    text = sim_cards.read_text(encoding="utf-8")
+    sim_cards.write_text(
+        text.replace("expression: input.msisdn or input.iccid", f"expression: {expression!r}"),
+        encoding="utf-8",
+    )
+
+    status = main(["validate", "mappings"])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out == "".join(
+        f"mappings/sim-cards.yaml:27:21: unsafe-expression: {message}\n"
+        for message in sorted(expected)
+    )

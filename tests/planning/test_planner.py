@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ErrorDetail, EventValidationError, NoActionPlanError
+from engine.errors import ErrorDetail, EventValidationError, MappingRuntimeError, NoActionPlanError
 from engine.mapping import MappingInvalidError
 from engine.planning.plan import (
     Action,
@@ -311,16 +311,6 @@ def test_field_value_rejected(
             ),
             id="field expression adding a number to text",
         ),
-        pytest.param(
-            "      - {field: I_PB, source: id}",
-            "        condition: input.assigned_addons.append(1)",
-            ErrorDetail(
-                ("pb_data", "account_info"),
-                "expression 'input.assigned_addons.append(1)' failed: SecurityError",
-                "value_error.expression",
-            ),
-            id="step condition blocked by the sandbox",
-        ),
     ],
 )
 def test_failing_expression_rejects_event(
@@ -332,6 +322,25 @@ def test_failing_expression_rejects_event(
         planner.plan(account_event(firstname="Olena", assigned_addons=[{"name": "UHD"}]))
 
     assert list(caught.value.details) == [expected]
+
+
+def test_sandboxed_expression_is_mapping_error(tmp_path: Path) -> None:
+    planner = make_planner(
+        tmp_path,
+        contact_plan(
+            "      - {field: I_PB, source: id}",
+            "        condition: input.assigned_addons.append(1)",
+        ),
+    )
+
+    with pytest.raises(MappingRuntimeError) as caught:
+        planner.plan(account_event(firstname="Olena", assigned_addons=[{"name": "UHD"}]))
+
+    assert caught.value.message == (
+        "expression 'input.assigned_addons.append(1)' in the mappings failed: SecurityError: "
+        "access to attribute 'append' of 'list' object is unsafe; fix the expression and run "
+        "zoho-connector validate"
+    )
 
 
 def test_unmapped_value_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -348,9 +357,7 @@ def test_unmapped_value_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert records[0].__dict__["field"] == "Bill_Status_PB"
 
 
-def test_unmapped_free_text_not_logged(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_unmapped_free_text_not_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     fields = "      - {field: First_Name, source: firstname, value_map: {n/a: Unknown}}"
     planner = make_planner(tmp_path, contact_plan(fields))
 

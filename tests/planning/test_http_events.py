@@ -1,0 +1,146 @@
+"""Events posted to the real Falcon app, built from a copy of the shipped mappings.
+
+Zoho is the local emulator. Each test changes the mappings or the event and checks the answer
+that NSPS would get.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import falcon.testing
+import pytest
+
+from engine.config import Settings
+from engine.emulator import EmulatorServer
+from engine.service.wiring import build_service
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+API_TOKEN = "planning-token-0123456789abcdef"
+HEADERS = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+
+EditMappings = Callable[[Path], None]
+PostEvent = Callable[[dict[str, Any]], falcon.testing.Result]
+
+
+def load_example(name: str) -> dict[str, Any]:
+    """Return a docs example event with a fresh event id."""
+    event: dict[str, Any] = json.loads((REPOSITORY / "docs" / "examples" / name).read_text())
+    event = copy.deepcopy(event)
+    event["event_id"] = str(uuid.uuid4())
+    return event
+
+
+def replace_in(path: Path, old: str, new: str) -> None:
+    """Replace `old` by `new` in a mapping file; fail when `old` is not there."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer() as server:
+        yield server
+
+
+@pytest.fixture
+def start_service(
+    emulator: EmulatorServer, tmp_path: Path
+) -> Iterator[Callable[[EditMappings], PostEvent]]:
+    """Return a function that edits a mappings copy, builds the service and returns `post`."""
+    services = []
+
+    def start(edit: EditMappings) -> PostEvent:
+        mappings = tmp_path / "mappings"
+        shutil.copytree(REPOSITORY / "mappings", mappings)
+        edit(mappings)
+        settings = Settings(
+            api_token=API_TOKEN,
+            zoho_accounts_url=emulator.url,
+            zoho_api_domain=emulator.url,
+            zoho_client_id=emulator.state.client_id,
+            zoho_client_secret=emulator.state.client_secret,
+            zoho_refresh_token=emulator.state.refresh_token,
+            zoho_token_file=tmp_path / "zoho-token.json",
+            journal_path=tmp_path / "journal.sqlite3",
+            lock_dir=tmp_path / "locks",
+            mappings_dir=mappings,
+        )
+        service = build_service(settings)
+        services.append(service)
+        client = falcon.testing.TestClient(service.app)
+
+        def post(event: dict[str, Any]) -> falcon.testing.Result:
+            return client.simulate_post("/process-event", json=event, headers=HEADERS)
+
+        return post
+
+    yield start
+    for service in services:
+        service.close()
+
+
+@pytest.mark.parametrize(
+    ("expression", "status", "body"),
+    [
+        pytest.param(
+            "input.msisdn * 100000",
+            500,
+            {
+                "message": "expression 'input.msisdn * 100000' in the mappings failed: "
+                "SecurityError: repeating a value of length 11 100000 times gives 1100000 "
+                "items, over the limit of 100000; fix the expression and run zoho-connector "
+                "validate",
+                "error": "Mapping failed",
+                "type": "SERVICE_ERROR",
+                "code": "mapping_failed",
+            },
+            id="sandbox stops a huge value",
+        ),
+        pytest.param(
+            "input.msisdn + 1",
+            422,
+            {
+                "message": "Invalid event: pb_data.sim_info: expression 'input.msisdn + 1' "
+                "failed: TypeError for Zoho field Name",
+                "error": "Invalid event",
+                "type": "VALIDATION_ERROR",
+                "code": "invalid_event",
+                "details": [
+                    {
+                        "loc": ["pb_data", "sim_info"],
+                        "msg": "expression 'input.msisdn + 1' failed: TypeError for Zoho "
+                        "field Name",
+                        "type": "value_error.expression",
+                    }
+                ],
+            },
+            id="event value of the wrong type",
+        ),
+    ],
+)
+def test_expression_failure_status(
+    start_service: Callable[[EditMappings], PostEvent],
+    expression: str,
+    status: int,
+    body: dict[str, Any],
+) -> None:
+    post = start_service(
+        lambda mappings: replace_in(
+            mappings / "sim-cards.yaml",
+            "expression: input.msisdn or input.iccid",
+            f"expression: {expression}",
+        )
+    )
+
+    result = post(load_example("sim-updated.json"))
+
+    assert result.status_code == status
+    assert result.json == body
