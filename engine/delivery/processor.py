@@ -40,6 +40,7 @@ from engine.journal.base import (
     JournalBusyError,
     JournalEntry,
     KnownRecordIds,
+    normalize_event_id,
 )
 from engine.planning.plan import Outcome, Plan, RunResult, Step, StepResult
 
@@ -138,7 +139,7 @@ class EventProcessor:
         if event_id is not None:
             entry = self.journal.get(event_id)
             if entry is not None and entry.outcome.finished:
-                return self._duplicate_response(entry)
+                return self._duplicate_response(entry, body)
 
         plan = self._plan(body)
         facts = facts_from_plan(body, plan)
@@ -148,7 +149,7 @@ class EventProcessor:
         lock_deadline = self._clock() + self.budget_seconds * LOCK_WAIT_SHARE
         try:
             with self.locks.hold(plan.record_keys, deadline=lock_deadline):
-                return self._process_locked(plan, facts, deadline)
+                return self._process_locked(plan, facts, deadline, body)
         except LockTimeoutError as error:
             self.journal.receive(facts)
             logger.warning(
@@ -187,11 +188,13 @@ class EventProcessor:
                 )
             raise
 
-    def _process_locked(self, plan: Plan, facts: EventFacts, deadline: float) -> ProcessResult:
+    def _process_locked(
+        self, plan: Plan, facts: EventFacts, deadline: float, body: Any
+    ) -> ProcessResult:
         entry, started = self.journal.start_attempt(facts)
         if not started:
             # Another delivery of the same event finished while this one waited for the locks.
-            return self._duplicate_response(entry)
+            return self._duplicate_response(entry, body)
 
         stale_ids = stale_step_ids(plan, self.journal.newest_applied(plan.record_keys))
         if is_wholly_stale(plan, stale_ids):
@@ -269,8 +272,9 @@ class EventProcessor:
 
     # Responses
 
-    def _duplicate_response(self, entry: JournalEntry) -> ProcessResult:
+    def _duplicate_response(self, entry: JournalEntry, body: Any) -> ProcessResult:
         self.journal.note_duplicate(entry.event_id)
+        self._warn_if_body_differs(entry.event_id, body)
         result = _result(
             entry.event_id,
             entry.event_type,
@@ -281,6 +285,24 @@ class EventProcessor:
         )
         result.body["previous_outcome"] = str(entry.outcome)
         return result
+
+    def _warn_if_body_differs(self, event_id: str, body: Any) -> None:
+        """Log a warning when a finished event id arrives with a body unlike the stored one.
+
+        The delivery still gets the stored outcome, because the event id is the identity NSPS
+        gives an event. A different body under the same id points to a sender that reuses ids,
+        so an operator should know. The log line has the event id and never the bodies.
+        """
+        stored = self.journal.get(event_id, with_body=True)
+        if stored is None or stored.body is None:
+            return
+        if _comparable_body(stored.body) == _comparable_body(body):
+            return
+        logger.warning(
+            "event id already processed with a different body: responding with the stored "
+            "outcome, and the new body is not processed",
+            extra={"event_id": event_id, "previous_outcome": str(stored.outcome)},
+        )
 
     def _stale_response(self, plan: Plan) -> ProcessResult:
         steps = tuple(self._stale_result(step) for step in plan.steps)
@@ -294,7 +316,7 @@ class EventProcessor:
     def _ignored_response(self, facts: EventFacts) -> ProcessResult:
         entry, started = self.journal.start_attempt(facts)
         if not started:
-            return self._duplicate_response(entry)
+            return self._duplicate_response(entry, facts.body)
         self.journal.finish(facts.event_id, EventOutcome.IGNORED, ())
         return _result(
             facts.event_id,
@@ -304,6 +326,13 @@ class EventProcessor:
             (),
             0,
         )
+
+
+def _comparable_body(body: Any) -> Any:
+    """Return the body with its event id as the journal stores it, for comparing deliveries."""
+    if isinstance(body, dict) and isinstance(body.get("event_id"), str):
+        return {**body, "event_id": normalize_event_id(body["event_id"])}
+    return body
 
 
 def _result(

@@ -12,6 +12,7 @@ example) implements the same `Journal` class; the delivery layer depends on noth
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -213,6 +214,20 @@ class KnownRecordIds:
 
     def get(self, module: str, field: str, value: Any) -> str | None:
         return self._journal.record_id(module, field, value)
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def normalize_event_id(event_id: str) -> str:
+    """Return the text under which an event id is stored: a UUID in lower case.
+
+    UUIDs compare case-insensitively (RFC 9562), so `3E84C79F-...` and `3e84c79f-...` name the
+    same event. Any other id is stored as sent.
+    """
+    if _UUID.match(event_id):
+        return event_id.lower()
+    return event_id
 
 
 def record_key_text(value: Any) -> str:

@@ -33,6 +33,7 @@ from engine.journal.base import (
     Journal,
     JournalBusyError,
     JournalEntry,
+    normalize_event_id,
     record_key_text,
 )
 from engine.planning.plan import Action, Outcome, RecordKey, StepResult
@@ -202,7 +203,8 @@ class SqliteJournal(Journal):
     def get(self, event_id: str, *, with_body: bool = False) -> JournalEntry | None:
         columns = EVENT_COLUMNS + (", body" if with_body else "")
         rows = self._read(
-            f"SELECT {columns} FROM events WHERE event_id = ?", (event_id,)  # noqa: S608
+            f"SELECT {columns} FROM events WHERE event_id = ?",  # noqa: S608
+            (normalize_event_id(event_id),),
         )
         if not rows:
             return None
@@ -224,7 +226,7 @@ class SqliteJournal(Journal):
         with self._transaction() as connection:
             row = connection.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?",  # noqa: S608
-                (facts.event_id,),
+                (normalize_event_id(facts.event_id),),
             ).fetchone()
             if row is not None and EventOutcome(row[9]) in FINISHED_OUTCOMES:
                 return _entry_from_row(row), False
@@ -232,7 +234,7 @@ class SqliteJournal(Journal):
             self._upsert_event(connection, facts, now, EventOutcome.IN_PROGRESS, attempts=1)
             started = connection.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?",  # noqa: S608
-                (facts.event_id,),
+                (normalize_event_id(facts.event_id),),
             ).fetchone()
         return _entry_from_row(started), True
 
@@ -246,6 +248,7 @@ class SqliteJournal(Journal):
         applied: bool,
     ) -> None:
         now = _now_text()
+        event_id = normalize_event_id(event_id)
         with self._transaction() as connection:
             row = connection.execute(
                 "SELECT steps FROM events WHERE event_id = ?", (event_id,)
@@ -290,6 +293,7 @@ class SqliteJournal(Journal):
         self, event_id: str, outcome: EventOutcome, steps: Sequence[StepResult]
     ) -> JournalEntry:
         now = _now_text()
+        event_id = normalize_event_id(event_id)
         with self._transaction() as connection:
             connection.execute(
                 "UPDATE events SET outcome = ?, steps = ?, updated_at = ?, error_code = NULL, "
@@ -319,14 +323,14 @@ class SqliteJournal(Journal):
             )
             connection.execute(
                 "UPDATE events SET error_code = ?, error_message = ? WHERE event_id = ?",
-                (error_code, error_message, facts.event_id),
+                (error_code, error_message, normalize_event_id(facts.event_id)),
             )
 
     def note_duplicate(self, event_id: str) -> None:
         with self._transaction() as connection:
             connection.execute(
                 "UPDATE events SET duplicates = duplicates + 1, updated_at = ? WHERE event_id = ?",
-                (_now_text(), event_id),
+                (_now_text(), normalize_event_id(event_id)),
             )
 
     def _upsert_event(
@@ -446,7 +450,12 @@ def _parse_time(text: str) -> datetime:
 
 
 def _facts_columns(facts: EventFacts) -> tuple[str, str | None, str | None, str]:
-    return (facts.event_id, facts.event_type, facts.account_key, json.dumps(list(facts.sim_keys)))
+    return (
+        normalize_event_id(facts.event_id),
+        facts.event_type,
+        facts.account_key,
+        json.dumps(list(facts.sim_keys)),
+    )
 
 
 def _body_text(body: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
@@ -132,3 +133,50 @@ def test_busy_journal_is_429_with_retry_after(
     }
     assert retried.status_code == 202
     assert retried.json["outcome"] == ("processed" if phase == "new event" else "duplicate")
+
+
+def test_event_id_case_is_ignored(
+    client: falcon.testing.TestClient, emulator: EmulatorServer
+) -> None:
+    event = make_event("upper-case")
+    upper = {**event, "event_id": event["event_id"].upper()}
+
+    first = client.simulate_post("/process-event", json=upper, headers=HEADERS)
+    writes_after_first = len(emulator.request_log())
+    second = client.simulate_post("/process-event", json=event, headers=HEADERS)
+
+    assert first.json["outcome"] == "processed"
+    assert second.status_code == 202
+    assert second.json["outcome"] == "duplicate"
+    assert second.json["event_id"] == eid("upper-case")
+    assert len(emulator.request_log()) == writes_after_first
+
+
+@pytest.mark.parametrize(
+    ("change", "warnings"),
+    [
+        pytest.param({}, 0, id="same body"),
+        pytest.param({"product_name": "Unlimited"}, 1, id="different body"),
+    ],
+)
+def test_reused_event_id_with_other_body_warns(
+    client: falcon.testing.TestClient,
+    caplog: pytest.LogCaptureFixture,
+    change: dict[str, str],
+    warnings: int,
+) -> None:
+    event = make_event("reused")
+    client.simulate_post("/process-event", json=event, headers=HEADERS)
+    redelivered = make_event("reused", **change)
+
+    with caplog.at_level(logging.WARNING, logger="engine.delivery.processor"):
+        result = client.simulate_post("/process-event", json=redelivered, headers=HEADERS)
+
+    reused = [record for record in caplog.records if "different body" in record.getMessage()]
+    assert result.status_code == 202
+    assert result.json["outcome"] == "duplicate"
+    assert result.json["previous_outcome"] == "processed"
+    assert len(reused) == warnings
+    for record in reused:
+        assert record.event_id == eid("reused")  # type: ignore[attr-defined]
+        assert "Unlimited" not in f"{record.getMessage()} {record.__dict__}"

@@ -100,6 +100,37 @@ def test_unknown_event_is_none(journal: SqliteJournal) -> None:
     assert journal.get("missing") is None
 
 
+UUID_LOWER = "3e84c79f-ab6f-4546-8e27-0b6ab866f1fb"
+
+
+@pytest.mark.parametrize(
+    ("stored_as", "looked_up_as", "found_as"),
+    [
+        pytest.param(UUID_LOWER.upper(), UUID_LOWER, UUID_LOWER, id="upper then lower"),
+        pytest.param(UUID_LOWER, UUID_LOWER.upper(), UUID_LOWER, id="lower then upper"),
+        pytest.param("Event-A", "Event-A", "Event-A", id="id that is not a UUID"),
+    ],
+)
+def test_uuid_event_ids_ignore_case(
+    journal: SqliteJournal, stored_as: str, looked_up_as: str, found_as: str
+) -> None:
+    journal.start_attempt(facts(stored_as))
+    journal.finish(stored_as, EventOutcome.PROCESSED, [step()])
+
+    entry, started = journal.start_attempt(facts(looked_up_as))
+
+    assert started is False
+    assert entry.event_id == found_as
+    assert entry.outcome is EventOutcome.PROCESSED
+    assert [listed.event_id for listed in journal.list_events()] == [found_as]
+
+
+def test_other_case_of_non_uuid_is_other_event(journal: SqliteJournal) -> None:
+    journal.start_attempt(facts("Event-A"))
+
+    assert journal.get("event-a") is None
+
+
 def test_first_attempt_stores_facts(journal: SqliteJournal) -> None:
     entry, started = journal.start_attempt(facts())
 
