@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from engine.errors import ErrorDetail, NoActionPlanError
 from engine.events.paths import format_path, is_empty, read_path
-from engine.events.times import read_event_time
+from engine.events.times import DEFAULT_MAX_FUTURE_SKEW, Clock, read_event_time
 from engine.events.validator import EventValidator, invalid_event_error
 from engine.mapping.expressions import ExpressionEvaluationError
 from engine.mapping.loader import load_mappings
@@ -36,21 +37,42 @@ from engine.planning.plan import (
 class Planner:
     """Validator and planner of events for one compiled mappings directory."""
 
-    def __init__(self, mappings: CompiledMappings, validator: EventValidator) -> None:
+    def __init__(
+        self,
+        mappings: CompiledMappings,
+        validator: EventValidator,
+        *,
+        max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+        clock: Clock | None = None,
+    ) -> None:
+        """`max_future_skew` and `clock` decide when an event time is too far in the future
+        to be used (see `read_event_time`)."""
         self.mappings = mappings
         self.validator = validator
+        self.max_future_skew = max_future_skew
+        self._clock = clock
         self._unmapped = UnmappedValueLog()
 
     @classmethod
     def from_directory(
-        cls, mappings_dir: Path | None = None, schemas_dir: Path | None = None
+        cls,
+        mappings_dir: Path | None = None,
+        schemas_dir: Path | None = None,
+        *,
+        max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+        clock: Clock | None = None,
     ) -> Planner:
         """Load and check the mappings; defaults are the repository's `mappings/` and `schemas/`.
 
         Raises MappingInvalidError with every finding when the files have problems.
         """
         loaded = load_mappings(mappings_dir, schemas_dir)
-        return cls(loaded.mappings, EventValidator(loaded.event_schema))
+        return cls(
+            loaded.mappings,
+            EventValidator(loaded.event_schema),
+            max_future_skew=max_future_skew,
+            clock=clock,
+        )
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -67,7 +89,7 @@ class Planner:
         event = self.validator.validate(body)
         event_id = event["event_id"]
         event_type = event["data"]["event_type"]
-        event_time = read_event_time(event)
+        event_time = read_event_time(event, max_future_skew=self.max_future_skew, clock=self._clock)
 
         if event_type in self.mappings.ignored:
             return Plan(event_id, event_type, steps=(), event_time=event_time, ignored=True)

@@ -1,6 +1,6 @@
 """Events posted to the real Falcon app, built from a copy of the shipped mappings.
 
-Zoho is the local emulator. Each test changes the mappings or the event and checks the answer
+Zoho is the local emulator. Each test changes the mappings or the event and checks the response
 that NSPS would get.
 """
 
@@ -144,3 +144,41 @@ def test_expression_failure_status(
 
     assert result.status_code == status
     assert result.json == body
+
+
+def test_far_future_time_does_not_block_later_events(
+    start_service: Callable[[EditMappings], PostEvent], emulator: EmulatorServer
+) -> None:
+    post = start_service(lambda mappings: None)
+    future = load_example("sim-updated.json")
+    future["created_at"] = "9999-01-01T00:00:00+00:00"
+    later = load_example("sim-updated.json")
+    later["created_at"] = "2026-01-01T00:00:00+00:00"
+    later["pb_data"]["sim_info"]["status"] = "disposed"
+
+    first = post(future)
+    second = post(later)
+
+    assert first.status_code == 202
+    assert second.status_code == 202
+    assert second.json["outcome"] == "processed"
+    assert [record["Status"] for record in emulator.records("SIM_Cards")] == ["Disposed"]
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        pytest.param("0001-01-01T00:00:00+01:00", id="before year 1 in UTC"),
+        pytest.param("9999-12-31T23:59:59-01:00", id="after year 9999 in UTC"),
+    ],
+)
+def test_time_outside_datetime_range_is_processed(
+    start_service: Callable[[EditMappings], PostEvent], created_at: str
+) -> None:
+    post = start_service(lambda mappings: None)
+    event = load_example("sim-updated.json")
+    event["created_at"] = created_at
+
+    result = post(event)
+
+    assert result.status_code == 202
