@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -63,22 +65,32 @@ def run_events(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    if not journal_path.exists():
-        return _journal_missing(journal_path)
-    journal = SqliteJournal(journal_path)
-    try:
-        entries = journal.list_events(
-            unfinished_only=args.failed, since=args.since, limit=args.limit
-        )
-    finally:
-        journal.close()
+    problem = _journal_file_problem(journal_path)
+    if problem is not None:
+        return _journal_unusable(problem)
 
-    if args.format == "json":
-        json.dump([_entry_json(entry) for entry in entries], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    try:
+        # Read-only, so a user who may only read the journal can list it, and a running
+        # service holding a write transaction does not delay the listing.
+        journal = SqliteJournal(journal_path, read_only=True)
+        try:
+            entries = journal.list_events(
+                unfinished_only=args.failed, since=args.since, limit=args.limit
+            )
+        finally:
+            journal.close()
+    except _journal_errors() as error:
+        return _journal_unusable(_journal_error_text(journal_path, error))
+
+    return _write_output(lambda out: _print_events(entries, args.format, out))
+
+
+def _print_events(entries: Sequence[JournalEntry], output_format: str, out: TextIO) -> None:
+    if output_format == "json":
+        json.dump([_entry_json(entry) for entry in entries], out, indent=2)
+        out.write("\n")
     else:
-        _print_table(entries, sys.stdout)
-    return EXIT_OK
+        _print_table(entries, out)
 
 
 def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,8 +117,9 @@ def run_replay(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    if not journal_path.exists():
-        return _journal_missing(journal_path)
+    problem = _journal_file_problem(journal_path)
+    if problem is not None:
+        return _journal_unusable(problem)
     try:
         settings = Settings.from_env(env_file=args.env_file)
         processor, close = _build_processor(settings, journal_path)
@@ -116,21 +129,29 @@ def run_replay(args: argparse.Namespace) -> int:
     except MappingInvalidError as error:
         print(f"error: the mapping files are invalid:\n{error}", file=sys.stderr)
         return EXIT_USAGE
+    except _journal_errors() as error:
+        return _journal_unusable(_journal_error_text(journal_path, error))
 
     try:
         event_ids = _replay_targets(args, processor.journal)
         outcomes = _replay_all(processor, event_ids)
+    except _journal_errors() as error:
+        return _journal_unusable(_journal_error_text(journal_path, error))
     finally:
         close()
 
-    if args.format == "json":
-        json.dump(outcomes, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    status = _write_output(lambda out: _print_replay(outcomes, args.format, out))
+    failed = [outcome for outcome in outcomes if outcome["outcome"] == "failed"]
+    return EXIT_FAILED if failed else status
+
+
+def _print_replay(outcomes: Sequence[dict[str, Any]], output_format: str, out: TextIO) -> None:
+    if output_format == "json":
+        json.dump(outcomes, out, indent=2)
+        out.write("\n")
     else:
         for outcome in outcomes:
-            print(_replay_line(outcome))
-    failed = [outcome for outcome in outcomes if outcome["outcome"] == "failed"]
-    return EXIT_FAILED if failed else EXIT_OK
+            print(_replay_line(outcome), file=out)
 
 
 def _replay_targets(args: argparse.Namespace, journal: Any) -> list[str]:
@@ -205,10 +226,60 @@ def _build_processor(settings: Settings, journal_path: Path) -> tuple[EventProce
     return processor, close
 
 
-def _journal_missing(journal_path: Path) -> int:
-    print(f"error: journal {journal_path} not found; set JOURNAL_PATH or --journal to the "
-          "service's journal file", file=sys.stderr)
+def _journal_errors() -> tuple[type[Exception], ...]:
+    """Return the errors that opening or reading a journal file raises.
+
+    They are `JournalSchemaError` for a journal of a newer connector, `JournalBusyError` when
+    another process keeps it locked, `sqlite3.DatabaseError` for a file that is not a journal,
+    and `OSError` for a path that cannot be opened.
+    """
+    from engine.journal import JournalBusyError
+    from engine.journal.sqlite import JournalSchemaError
+
+    return (JournalSchemaError, JournalBusyError, sqlite3.DatabaseError, OSError)
+
+
+def _journal_file_problem(journal_path: Path) -> str | None:
+    """Return why `journal_path` cannot be a journal file, or `None` when it may be one."""
+    if not journal_path.exists():
+        return f"journal {journal_path} not found"
+    if not journal_path.is_file():
+        return f"journal {journal_path} is not a regular file"
+    return None
+
+
+def _journal_error_text(journal_path: Path, error: Exception) -> str:
+    from engine.journal import JournalBusyError
+    from engine.journal.sqlite import JournalSchemaError
+
+    if isinstance(error, JournalSchemaError | JournalBusyError):
+        return str(error)
+    if isinstance(error, OSError):
+        return f"journal {journal_path} cannot be read: {error.strerror or error}"
+    return f"journal {journal_path} cannot be read: {error}"
+
+
+def _journal_unusable(problem: str) -> int:
+    print(f"error: {problem}; set JOURNAL_PATH or --journal to the service's journal file",
+          file=sys.stderr)
     return EXIT_USAGE
+
+
+def _write_output(write: Callable[[TextIO], None]) -> int:
+    """Write the command's output to stdout, and stop quietly when the reader has gone.
+
+    A reader such as `head` closes the pipe once it has enough lines. That is no error, so the
+    status stays 0, and stdout is pointed at the null device so that the interpreter's final
+    flush does not report the broken pipe again.
+    """
+    try:
+        write(sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    return EXIT_OK
 
 
 def _replay_line(outcome: dict[str, Any]) -> str:
@@ -250,7 +321,13 @@ def _since(text: str) -> datetime:
     match = _DURATION.match(text.strip())
     if match:
         amount, unit = match.groups()
-        return datetime.now(UTC) - timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+        try:
+            return datetime.now(UTC) - timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+        except OverflowError:
+            raise argparse.ArgumentTypeError(
+                f"invalid age {text!r}: it reaches before the year 1; use a shorter age or an "
+                "ISO 8601 date such as 2026-12-04"
+            ) from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

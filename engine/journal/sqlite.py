@@ -108,16 +108,30 @@ class SqliteJournal(Journal):
         *,
         busy_timeout_seconds: float = 10.0,
         synchronous: str = "FULL",
+        read_only: bool = False,
     ) -> None:
+        """Open the journal at `path`, creating and migrating it unless `read_only` is true.
+
+        A read-only journal never writes, so a user who may only read the file can list it.
+        NOTE: SQLite (3.22 and later) opens a WAL file read-only only when its `-wal` and
+        `-shm` files exist, as while the service runs, or when that user can create them.
+        Raises `JournalSchemaError` for a journal of a newer connector, `sqlite3.DatabaseError`
+        for a file that is not an SQLite database, and `OSError` for a path that cannot be
+        opened.
+        """
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         self.path = Path(path)
+        self.read_only = read_only
         self._busy_timeout_seconds = busy_timeout_seconds
         self._synchronous = synchronous
         self._local = threading.local()
         self._connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._connections_lock = threading.Lock()
 
+        if read_only:
+            self._check_version(self._connection())
+            return
         self._create_file()
         with self._transaction() as connection:
             self._migrate(connection)
@@ -139,14 +153,23 @@ class SqliteJournal(Journal):
         if current is not None and current.pid == os.getpid():
             return current.connection
 
-        connection = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout_seconds,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        if self.read_only:
+            connection = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                timeout=self._busy_timeout_seconds,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        else:
+            connection = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout_seconds,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self._synchronous}")
         connection.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_seconds * 1000)}")
         current = _ThreadConnection(connection)
         self._local.current = current
@@ -172,13 +195,16 @@ class SqliteJournal(Journal):
         with _busy_as_error(self.path, self._busy_timeout_seconds):
             return self._connection().execute(query, parameters).fetchall()
 
-    def _migrate(self, connection: sqlite3.Connection) -> None:
+    def _check_version(self, connection: sqlite3.Connection) -> None:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise JournalSchemaError(
                 f"journal {self.path} has schema version {version}, newer than "
                 f"{SCHEMA_VERSION}; upgrade the connector or use another JOURNAL_PATH"
             )
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        self._check_version(connection)
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 connection.execute(statement)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -175,6 +177,7 @@ def test_events_text_table(stack: Stack, capsys: pytest.CaptureFixture[str]) -> 
     "argv",
     [
         pytest.param(["events", "--since", "yesterday"], id="since not a time"),
+        pytest.param(["events", "--since", "99999999999d"], id="since before the year 1"),
         pytest.param(["events", "--limit", "0"], id="limit zero"),
         pytest.param(["replay"], id="replay without target"),
         pytest.param(["replay", "x", "--failed"], id="replay with both targets"),
@@ -279,3 +282,95 @@ def test_missing_journal(argv: list[str], tmp_path: Path, monkeypatch: pytest.Mo
     assert status == 2
     assert "absent.sqlite3 not found" in capsys.readouterr().err
     assert not (tmp_path / "absent.sqlite3").exists()
+
+
+def write_not_a_database(path: Path) -> None:
+    path.write_text("this is not an SQLite file\n" * 100)
+
+
+def write_newer_journal(path: Path) -> None:
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA user_version = 999")
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [pytest.param(["events"], id="events"), pytest.param(["replay", "--failed"], id="replay")],
+)
+@pytest.mark.parametrize(
+    ("prepare", "expected"),
+    [
+        pytest.param(
+            lambda path: path.mkdir(),
+            "error: journal {path} is not a regular file; set JOURNAL_PATH or --journal to the "
+            "service's journal file\n",
+            id="directory",
+        ),
+        pytest.param(
+            write_not_a_database,
+            "error: journal {path} cannot be read: file is not a database; set JOURNAL_PATH or "
+            "--journal to the service's journal file\n",
+            id="not an SQLite file",
+        ),
+        pytest.param(
+            write_newer_journal,
+            "error: journal {path} has schema version 999, newer than 1; upgrade the connector "
+            "or use another JOURNAL_PATH; set JOURNAL_PATH or --journal to the service's "
+            "journal file\n",
+            id="journal of a newer connector",
+        ),
+    ],
+)
+def test_unusable_journal_is_usage_error(
+    stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    prepare: Callable[[Path], None],
+    expected: str,
+) -> None:
+    path = tmp_path / "unusable"
+    prepare(path)
+    monkeypatch.setenv("JOURNAL_PATH", str(path))
+
+    status = main(argv)
+    captured = capsys.readouterr()
+
+    assert status == 2
+    assert captured.err == expected.format(path=path)
+    assert captured.out == ""
+
+
+def test_events_reads_while_journal_locked(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    writer = sqlite3.connect(stack.journal.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        status, listed = run_json(capsys, "events")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+    assert status == 0
+    assert [entry["event_id"] for entry in listed] == [  # type: ignore[union-attr]
+        eid("broken"), eid("done")
+    ]
+
+
+def test_events_into_closed_pipe_exits_0(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed_pipe = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", closed_pipe)
+
+    try:
+        status = main(["events", "--format", "json"])
+    finally:
+        closed_pipe.close()
+
+    assert status == 0
