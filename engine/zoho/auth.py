@@ -224,6 +224,8 @@ class TokenManager:
         self._clock = clock
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
+        self._rejected_value: str | None = None
+        """The latest access token Zoho rejected, never reused from the token file."""
         self._api_domain = settings.api_domain.rstrip("/")
         # Plain http is accepted only when the accounts server is itself http, as the emulator is.
         self._allow_http = settings.accounts_url.lower().startswith("http://")
@@ -250,7 +252,7 @@ class TokenManager:
         try:
             if self._token is not None and self._is_fresh(self._token):
                 return self._token
-            return self._refresh_shared(rejected=None, deadline=deadline)
+            return self._refresh_shared(deadline=deadline)
         finally:
             self._lock.release()
 
@@ -263,10 +265,12 @@ class TokenManager:
             if self._token is not None and self._token.value != rejected.value:
                 return self._token
             # Forgotten before the refresh, so that a failed refresh leaves no token that
-            # `current` would return as fresh. Its API domain stays for a refresh that omits one.
+            # `current` would return as fresh, here or from the token file. Its API domain
+            # stays for a refresh that omits one.
             self._api_domain = rejected.api_domain
+            self._rejected_value = rejected.value
             self._token = None
-            return self._refresh_shared(rejected=rejected, deadline=deadline)
+            return self._refresh_shared(deadline=deadline)
         finally:
             self._lock.release()
 
@@ -285,7 +289,7 @@ class TokenManager:
     def _is_fresh(self, token: AccessToken) -> bool:
         return token.expires_at - self._settings.refresh_margin_seconds > self._clock()
 
-    def _refresh_shared(self, rejected: AccessToken | None, deadline: float | None) -> AccessToken:
+    def _refresh_shared(self, deadline: float | None) -> AccessToken:
         if self._file_lock is None:
             self._token = self._refresh(deadline)
             return self._token
@@ -319,7 +323,7 @@ class TokenManager:
             if (
                 stored is not None
                 and self._is_fresh(stored)
-                and (rejected is None or stored.value != rejected.value)
+                and stored.value != self._rejected_value
             ):
                 self._token = stored
                 return stored

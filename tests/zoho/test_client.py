@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -550,3 +551,19 @@ def test_rejected_call_clears_readiness(emulator: EmulatorServer, client: ZohoCl
     # Once a probe succeeds again, the service is ready.
     assert client.check_ready("Contacts", "I_PB")["ready"] is True
     assert len(emulator.request_log("search")) == 4
+
+
+def test_rejected_token_not_reused_from_token_file(
+    emulator: EmulatorServer, client_factory: Callable[..., ZohoClient], tmp_path: Path
+) -> None:
+    client = client_factory(token_file=tmp_path / "zoho-token.json")
+    assert client.check_ready("Contacts", "I_PB")["ready"] is True
+    emulator.revoke_refresh_token()
+    emulator.expire_tokens()
+
+    with pytest.raises(ZohoAuthError):
+        client.get("Contacts", "5725767000000411001")
+    report = client.check_ready(None, None)
+
+    assert report["ready"] is False
+    assert report["token"] == "failed"
