@@ -427,6 +427,9 @@ class TokenManager:
                 expires_at=float(stored["expires_at"]),
                 api_domain=str(stored["api_domain"]),
             )
+            if not math.isfinite(token.expires_at):
+                # An infinite expiry would keep the token forever; the handler below logs it.
+                raise ValueError("expires_at is not finite")
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, AttributeError):

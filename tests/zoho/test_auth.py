@@ -363,11 +363,25 @@ def test_token_file_replaced_atomically(tmp_path: Path, monkeypatch: pytest.Monk
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param("{not json", id="not json"),
+        pytest.param('{"client_id": "sandbox-client", "access_token": "1000.x", '
+                     '"expires_at": "abc", "api_domain": "http://127.0.0.1:9"}',
+                     id="expiry as text"),
+        pytest.param('{"client_id": "sandbox-client", "access_token": "1000.x", '
+                     '"expires_at": Infinity, "api_domain": "http://127.0.0.1:9"}',
+                     id="infinite expiry"),
+        pytest.param("[1]", id="array"),
+    ],
+)
 def test_unreadable_token_file_ignored(
-    emulator: EmulatorServer, client_factory: Callable[..., ZohoClient], tmp_path: Path
+    emulator: EmulatorServer, client_factory: Callable[..., ZohoClient], tmp_path: Path,
+    content: str,
 ) -> None:
     token_file = tmp_path / "zoho-token.json"
-    token_file.write_text("{not json", encoding="utf-8")
+    token_file.write_text(content, encoding="utf-8")
 
     assert client_factory(token_file=token_file).get("Contacts", RECORD_ID) is None
     assert json.loads(token_file.read_text(encoding="utf-8"))["api_domain"] == emulator.url
