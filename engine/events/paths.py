@@ -58,5 +58,7 @@ def read_path(document: Any, path: EventPath) -> Any:
 
 
 def is_empty(value: Any) -> bool:
-    """Whether a value counts as absent: missing, null or an empty string."""
-    return value is MISSING or value is None or value == ""
+    """Return whether a value counts as absent: missing, null, or a string of only whitespace."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is MISSING or value is None

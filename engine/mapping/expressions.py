@@ -140,6 +140,8 @@ class Expression:
 
     text: str
     compiled: Any
+    reads: tuple[tuple[str, EventPath], ...] = ()
+    """The attribute chains the expression reads, as `referenced_paths` returns them."""
 
     def evaluate(self, input_value: Any, event: dict[str, Any]) -> Any:
         """Return the expression's value; undefined becomes `MISSING`.
@@ -165,7 +167,8 @@ class Expression:
 
 def compile_expression(text: str) -> Expression:
     """Compile `text`; raises jinja2's TemplateSyntaxError with the line of the problem."""
-    return Expression(text, ENVIRONMENT.compile_expression(text, undefined_to_none=False))
+    compiled = ENVIRONMENT.compile_expression(text, undefined_to_none=False)
+    return Expression(text, compiled, tuple(referenced_paths(text)))
 
 
 def unsafe_parts(text: str) -> list[str]:

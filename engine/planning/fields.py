@@ -124,16 +124,19 @@ def _evaluate_field(
     if compiled.condition is not None and not compiled.condition.evaluate(bound.value, bound.event):
         return None
 
-    value, path = read_source(compiled.source, bound)
+    source = compiled.source
+    value, path = read_source(source, bound)
     on_create_only = False
     if is_empty(value) and compiled.default is not None:
         value, path = compiled.default, None
     if is_empty(value) and compiled.default_on_create is not None:
-        value, path = read_source(compiled.default_on_create, bound)
+        source = compiled.default_on_create
+        value, path = read_source(source, bound)
         on_create_only = not is_empty(value)
 
     if is_empty(value):
-        return _empty_field(compiled, path or _source_path(compiled.source, bound), problems)
+        empty_path = path or _source_path(compiled.source, bound)
+        return _empty_field(compiled, empty_path, problem_path(source, bound), problems)
 
     if compiled.value_map is not None and isinstance(value, str | int | float | bool):
         key = _value_map_key(value)
@@ -142,9 +145,9 @@ def _evaluate_field(
         else:
             unmapped.record(mapping_name, name, value, compiled.field.type)
         if is_empty(value):
-            return _empty_field(compiled, path, problems)
+            return _empty_field(compiled, path, problem_path(source, bound), problems)
 
-    loc = path or ()
+    loc = path or problem_path(source, bound)
     try:
         converted = convert_value(value, compiled.type)
     except ValueConversionError as error:
@@ -152,7 +155,7 @@ def _evaluate_field(
             ErrorDetail(loc=loc, msg=f"{error} for Zoho field {name}", type="type_error")
         )
         return None
-    converted = _limit_length(compiled, converted, loc, problems)
+    converted = _limit_length(compiled, converted, loc, problems, on_create_only=on_create_only)
     if converted is None:
         return None
     return FieldValue(field=name, value=converted, source=path, on_create_only=on_create_only)
@@ -166,14 +169,17 @@ def _value_map_key(value: str | int | float | bool) -> str:
 
 
 def _empty_field(
-    compiled: CompiledField, path: EventPath | None, problems: list[ErrorDetail]
+    compiled: CompiledField,
+    path: EventPath | None,
+    problem_loc: EventPath,
+    problems: list[ErrorDetail],
 ) -> FieldValue | None:
     if compiled.when_empty is WhenEmpty.CLEAR:
         return FieldValue(field=compiled.field.name, value=None, source=path)
     if compiled.when_empty is WhenEmpty.FAIL:
         problems.append(
             ErrorDetail(
-                loc=path or (),
+                loc=path or problem_loc,
                 msg=f"field required: Zoho field {compiled.field.name} must not be empty",
                 type="missing",
             )
@@ -182,13 +188,20 @@ def _empty_field(
 
 
 def _limit_length(
-    compiled: CompiledField, value: Any, loc: EventPath, problems: list[ErrorDetail]
+    compiled: CompiledField,
+    value: Any,
+    loc: EventPath,
+    problems: list[ErrorDetail],
+    *,
+    on_create_only: bool,
 ) -> Any:
     if compiled.type not in TEXT_TYPES or compiled.max_length is None:
         return value
     if len(value) <= compiled.max_length:
         return value
-    if compiled.on_too_long is TooLong.TRUNCATE:
+    # A default_on_create value is a stand-in that the mapping generates, so it is cut to fit
+    # rather than failing an event whose own field was only empty.
+    if compiled.on_too_long is TooLong.TRUNCATE or on_create_only:
         return value[: compiled.max_length]
     problems.append(
         ErrorDetail(
@@ -199,6 +212,17 @@ def _limit_length(
         )
     )
     return None
+
+
+def problem_path(source: ValueSource, bound: BoundInput) -> EventPath:
+    """Return the event path to name in a problem about a value that has no path of its own.
+
+    For an expression that is the first path it reads, else the step's input path.
+    """
+    if source.expression is not None:
+        for name, path in source.expression.reads:
+            return path if name == "event" else (*bound.path, *path)
+    return bound.path
 
 
 def _source_path(source: ValueSource, bound: BoundInput) -> EventPath | None:

@@ -102,7 +102,8 @@ class Planner:
         for compiled in action_plan.steps:
             steps.append(self._plan_step(compiled, event, steps, problems))
         if problems:
-            raise invalid_event_error(problems)
+            # A key field written by the mapping and used to match fails twice the same way.
+            raise invalid_event_error(list(dict.fromkeys(problems)))
 
         return Plan(
             event_id=event_id,

@@ -182,3 +182,114 @@ def test_time_outside_datetime_range_is_processed(
     result = post(event)
 
     assert result.status_code == 202
+
+
+def test_long_create_default_does_not_fail_update(
+    start_service: Callable[[EditMappings], PostEvent], emulator: EmulatorServer
+) -> None:
+    post = start_service(lambda mappings: None)
+    account_id = "a" * 107
+    first = load_example("sim-updated.json")
+    first["pb_data"]["account_info"]["id"] = account_id
+    second = load_example("sim-updated.json")
+    second["pb_data"]["account_info"]["id"] = account_id
+    second["pb_data"]["account_info"]["lastname"] = None
+
+    created = post(first)
+    updated = post(second)
+
+    assert created.status_code == 202
+    assert updated.status_code == 202
+    assert [record["Last_Name"] for record in emulator.records("Contacts")] == ["Koval"]
+
+
+def test_long_create_default_is_truncated(
+    start_service: Callable[[EditMappings], PostEvent], emulator: EmulatorServer
+) -> None:
+    post = start_service(lambda mappings: None)
+    event = load_example("sim-updated.json")
+    event["pb_data"]["account_info"]["id"] = "a" * 107
+    event["pb_data"]["account_info"]["lastname"] = None
+
+    result = post(event)
+
+    assert result.status_code == 202
+    assert [record["Last_Name"] for record in emulator.records("Contacts")] == ["a" * 80]
+
+
+@pytest.mark.parametrize(
+    ("change", "details"),
+    [
+        pytest.param(
+            ("sim_info", "i_sim_card", 10**18),
+            [
+                {
+                    "loc": ["pb_data", "sim_info", "i_sim_card"],
+                    "msg": "has more than the 18 digits Zoho stores for Zoho field I_SIM_Card",
+                    "type": "type_error",
+                }
+            ],
+            id="key field too large is listed once",
+        ),
+        pytest.param(
+            ("sim_info", "i_sim_card", 0),
+            [
+                {
+                    "loc": ["pb_data", "sim_info", "i_sim_card"],
+                    "msg": "must be at least 1",
+                    "type": "value_error.minimum",
+                }
+            ],
+            id="zero sim card id",
+        ),
+        pytest.param(
+            ("sim_info", "i_sim_card", -5),
+            [
+                {
+                    "loc": ["pb_data", "sim_info", "i_sim_card"],
+                    "msg": "must be at least 1",
+                    "type": "value_error.minimum",
+                }
+            ],
+            id="negative sim card id",
+        ),
+        pytest.param(
+            ("account_info", "id", "   "),
+            [
+                {
+                    "loc": ["pb_data", "account_info", "id"],
+                    "msg": "field required: step contact finds its Contacts record by I_PB",
+                    "type": "missing",
+                }
+            ],
+            id="whitespace account id",
+        ),
+        pytest.param(
+            ("sim_info", "iccid", "8" * 130),
+            [
+                {
+                    "loc": ["pb_data", "sim_info", "msisdn"],
+                    "msg": "is 130 characters long, but Zoho field Name allows 120",
+                    "type": "value_error.too_long",
+                }
+            ],
+            id="expression value names the path it reads",
+        ),
+    ],
+)
+def test_invalid_value_details(
+    start_service: Callable[[EditMappings], PostEvent],
+    change: tuple[str, str, Any],
+    details: list[dict[str, Any]],
+) -> None:
+    post = start_service(lambda mappings: None)
+    event = load_example("sim-updated.json")
+    section, name, value = change
+    event["pb_data"][section][name] = value
+    if name == "iccid":
+        event["pb_data"]["sim_info"]["msisdn"] = None
+
+    result = post(event)
+
+    assert result.status_code == 422
+    assert result.json["details"] == details
