@@ -7,13 +7,13 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
 import falcon
 
+from engine.emulator.control_values import FAULT_CHECKS, SETTING_CHECKS, shown
 from engine.emulator.records import RecordsApi, error_body
 
 API_VERSION = "v8"
@@ -55,7 +55,7 @@ class EmulatorSettings:
         for name, value in changes.items():
             problem = SETTING_CHECKS[name](value)
             if problem is not None:
-                raise ValueError(f"setting {name} {problem}, got {_shown(value)}")
+                raise ValueError(f"setting {name} {problem}, got {shown(value)}")
         for name, value in changes.items():
             setattr(self, name, value)
 
@@ -90,108 +90,6 @@ class Fault:
             and (self.operation is None or self.operation == operation)
             and (self.module is None or self.module == module)
         )
-
-
-FAULT_KINDS = ("status", "timeout", "drop")
-OPERATIONS = ("token", "insert", "update", "upsert", "get", "search", "fields")
-
-MAX_SECONDS = 86400.0
-"""Maximum delay a setting or fault may request: one day."""
-
-# A check returns why a value is invalid, or `None` when it is valid.
-Check = Callable[[Any], str | None]
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def seconds_check(value: Any) -> str | None:
-    # The range check also rejects nan and infinity, and unlike `math.isfinite` it accepts
-    # integers too large for a float.
-    if not _is_number(value) or not 0 <= value <= MAX_SECONDS:
-        return f"must be a number of seconds from 0 to {MAX_SECONDS:g}"
-    return None
-
-
-def integer_check(minimum: int, *, nullable: bool = False) -> Check:
-    def check(value: Any) -> str | None:
-        if value is None and nullable:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            return f"must be an integer of at least {minimum}" + (" or null" if nullable else "")
-        return None
-    return check
-
-
-def boolean_check(value: Any) -> str | None:
-    return None if isinstance(value, bool) else "must be true or false"
-
-
-def choice_check(choices: tuple[str, ...]) -> Check:
-    def check(value: Any) -> str | None:
-        if value is None or value in choices:
-            return None
-        return f"must be one of {', '.join(choices)} or null"
-    return check
-
-
-def text_check(value: Any) -> str | None:
-    return None if value is None or isinstance(value, str) else "must be a string or null"
-
-
-def status_check(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
-        return "must be an HTTP status code from 100 to 599"
-    return None
-
-
-def body_check(value: Any) -> str | None:
-    if value is None or isinstance(value, dict | list):
-        return None
-    return "must be a JSON object, an array or null"
-
-
-def headers_check(value: Any) -> str | None:
-    if not isinstance(value, dict) or not all(
-        isinstance(name, str) and isinstance(text, str) and name.strip()
-        and not any(char in name + text for char in "\r\n")
-        for name, text in value.items()
-    ):
-        return "must map header names to single-line strings"
-    return None
-
-
-SETTING_CHECKS: dict[str, Check] = {
-    "search_lag_seconds": seconds_check,
-    "latency_seconds": seconds_check,
-    "concurrency_limit": integer_check(0, nullable=True),
-    "token_expires_in": integer_check(1),
-    "legacy_token_shape": boolean_check,
-    "omit_api_domain": boolean_check,
-    "token_limit_per_window": integer_check(0, nullable=True),
-    "max_active_tokens": integer_check(1),
-}
-
-FAULT_CHECKS: dict[str, Check] = {
-    "kind": lambda value: None if value in FAULT_KINDS
-    else f"must be one of {', '.join(FAULT_KINDS)}",
-    "count": integer_check(1),
-    "status": status_check,
-    "body": body_check,
-    "text": text_check,
-    "headers": headers_check,
-    "hold_seconds": seconds_check,
-    "method": text_check,
-    "operation": choice_check(OPERATIONS),
-    "module": text_check,
-}
-
-
-def _shown(value: Any) -> str:
-    """Return `value` as JSON for a message, cut to about 60 characters."""
-    text = json.dumps(value, default=repr)
-    return text if len(text) <= 60 else text[:60] + "..."
 
 
 class EmulatorState:
@@ -490,7 +388,7 @@ class EmulatorApp:
         route = (req.method, parts[0] if parts else "")
         if route in (("PATCH", "settings"), ("POST", "faults")) \
                 and not isinstance(body, dict | None):
-            self._json(resp, 400, {"error": f"the body must be a JSON object, got {_shown(body)}"})
+            self._json(resp, 400, {"error": f"the body must be a JSON object, got {shown(body)}"})
             return
         try:
             if route == ("GET", "settings"):
@@ -560,7 +458,7 @@ _INVALID_JSON = object()
 def make_fault(spec: dict[str, Any]) -> Fault:
     """Build a fault from its JSON description; raise `ValueError` naming an invalid value."""
     if not isinstance(spec, dict):
-        raise ValueError(f"a fault must be a JSON object, got {_shown(spec)}")
+        raise ValueError(f"a fault must be a JSON object, got {shown(spec)}")
     known = {item.name for item in fields(Fault)}
     unknown = sorted(set(spec) - known)
     if unknown:
@@ -568,7 +466,7 @@ def make_fault(spec: dict[str, Any]) -> Fault:
     for name, value in spec.items():
         problem = FAULT_CHECKS[name](value)
         if problem is not None:
-            raise ValueError(f"fault {name} {problem}, got {_shown(value)}")
+            raise ValueError(f"fault {name} {problem}, got {shown(value)}")
     return Fault(**spec)
 
 
