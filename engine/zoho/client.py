@@ -159,10 +159,9 @@ class ZohoClient:
             )
             if body is None:
                 break
-            records = _data_list(body, "search", module)
+            records = _record_list(body, "search", module)
             matches.extend(
-                record for record in records
-                if isinstance(record, dict) and values_equal(record.get(field), value)
+                record for record in records if values_equal(record.get(field), value)
             )
             info = body.get("info")
             if not (isinstance(info, dict) and info.get("more_records")):
@@ -180,8 +179,8 @@ class ZohoClient:
         )
         if body is None:
             return None
-        records = _data_list(body, "get", module)
-        if not records or not isinstance(records[0], dict):
+        records = _record_list(body, "get", module)
+        if not records:
             return None
         return records[0]
 
@@ -522,6 +521,18 @@ def _data_list(body: Mapping[str, Any], operation: str, module: str) -> list[Any
             f"Zoho CRM {operation} on {module} returned a body without a `data` list"
         )
     return data
+
+
+def _record_list(body: Mapping[str, Any], operation: str, module: str) -> list[dict[str, Any]]:
+    """Return the records of a read response; raise `ZohoRequestError` when one is not an object."""
+    records = _data_list(body, operation, module)
+    for record in records:
+        if not isinstance(record, dict):
+            raise ZohoRequestError(
+                f"Zoho CRM {operation} on {module} returned a record that is not a JSON object "
+                f"({type(record).__name__}); check ZOHO_CRM_API_DOMAIN"
+            )
+    return records
 
 
 def _check_record_id(record_id: object) -> None:

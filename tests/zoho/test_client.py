@@ -567,3 +567,26 @@ def test_rejected_token_not_reused_from_token_file(
 
     assert report["ready"] is False
     assert report["token"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        pytest.param("get", {"data": ["x"]}, id="get with a string record"),
+        pytest.param("search", {"data": [None], "info": {"more_records": False}},
+                     id="search with a null record"),
+    ],
+)
+def test_malformed_read_result_is_request_error(
+    emulator: EmulatorServer, client: ZohoClient, operation: str, body: dict[str, Any]
+) -> None:
+    emulator.add_fault(operation=operation, status=200, body=body)
+
+    with pytest.raises(ZohoRequestError) as raised:
+        if operation == "get":
+            client.get("Contacts", "5725767000000411001")
+        else:
+            client.search_exact("Contacts", "I_PB", "x")
+
+    assert "returned a record that is not a JSON object" in raised.value.message
+    assert raised.value.status == 500
