@@ -28,6 +28,10 @@ DEFAULT_PORT = 3000
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_JOURNAL_PATH = Path("var/journal.sqlite3")
 
+# An event time further ahead of the clock than this is not used to order events: it would
+# make every later event for the same record look stale.
+DEFAULT_EVENT_TIME_MAX_SKEW_SECONDS = 86400.0
+
 ENVIRONMENTS = ("development", "production", "test")
 
 # LOG_LEVEL accepts the level names of winston, the logger of the TypeScript connector.
@@ -102,6 +106,7 @@ class Settings:
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     event_time_budget_seconds: float = 20.0
+    event_time_max_skew_seconds: float = DEFAULT_EVENT_TIME_MAX_SKEW_SECONDS
     journal_path: Path = DEFAULT_JOURNAL_PATH
     lock_dir: Path = Path("var/locks")
     mappings_dir: Path | None = None
@@ -231,6 +236,12 @@ class Settings:
             ),
             event_time_budget_seconds=reader.number(
                 "EVENT_TIME_BUDGET_SECONDS", default=20.0, minimum=1.0, maximum=600.0
+            ),
+            event_time_max_skew_seconds=reader.number(
+                "EVENT_TIME_MAX_SKEW_SECONDS",
+                default=DEFAULT_EVENT_TIME_MAX_SKEW_SECONDS,
+                minimum=0.0,
+                maximum=366 * 86400.0,
             ),
             journal_path=reader.path("JOURNAL_PATH", default=DEFAULT_JOURNAL_PATH),
             lock_dir=reader.path("LOCK_DIR", default=Path("var/locks")),

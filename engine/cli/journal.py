@@ -206,8 +206,11 @@ def _build_processor(settings: Settings, journal_path: Path) -> tuple[EventProce
             "SANDBOX is true, but replay sends events to the real Zoho CRM org: unset SANDBOX "
             "and set the ZOHO_CRM_* credentials as for `serve`"
         ])
+    max_future_skew = timedelta(seconds=settings.event_time_max_skew_seconds)
     planner = Planner.from_directory(
-        mappings_dir=settings.mappings_dir, schemas_dir=settings.schemas_dir
+        mappings_dir=settings.mappings_dir,
+        schemas_dir=settings.schemas_dir,
+        max_future_skew=max_future_skew,
     )
     client = ZohoClient(zoho_settings(settings))
     journal = SqliteJournal(journal_path)
@@ -217,6 +220,7 @@ def _build_processor(settings: Settings, journal_path: Path) -> tuple[EventProce
         journal,
         budget_seconds=settings.event_time_budget_seconds,
         lock_dir=settings.lock_dir,
+        max_future_skew=max_future_skew,
     )
 
     def close() -> None:

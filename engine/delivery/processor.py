@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from engine.delivery.ordering import (
     APPLIED_OUTCOMES,
     STALE_REASON,
     is_wholly_stale,
+    recordable_event_time,
     stale_step_ids,
     step_key,
 )
@@ -48,6 +50,10 @@ logger = logging.getLogger(__name__)
 
 ACCEPTED = 202
 
+# How far ahead of the wall clock an event time may be and still be remembered as a record's
+# newest time. `EVENT_TIME_MAX_SKEW_SECONDS` sets it in the service.
+DEFAULT_MAX_FUTURE_SKEW = timedelta(days=1)
+
 # Share of the time budget that an event may spend waiting for its record locks; the rest is
 # left for the Zoho calls.
 LOCK_WAIT_SHARE = 0.5
@@ -58,6 +64,10 @@ LOCK_BUSY_RETRY_AFTER_SECONDS = 1.0
 # `Retry-After` sent to NSPS when another connection keeps the journal locked past the
 # journal's busy timeout.
 JOURNAL_BUSY_RETRY_AFTER_SECONDS = 5.0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class EventPlanner(Protocol):
@@ -103,15 +113,22 @@ class EventProcessor:
         budget_seconds: float = 20.0,
         lock_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+        wall_clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        """`clock` measures the time budget. `wall_clock` and `max_future_skew` set the latest
+        event time that is remembered as a record's newest time (see `engine.delivery.ordering`).
+        """
         if budget_seconds <= 0:
             raise ValueError(f"budget_seconds must be positive, got {budget_seconds}")
         self.planner = planner
         self.runner = runner
         self.journal = journal
         self.budget_seconds = budget_seconds
+        self.max_future_skew = max_future_skew
         self.locks = RecordLocks(lock_dir, clock=clock)
         self._clock = clock
+        self._wall_clock = wall_clock
         self._known_record_ids = KnownRecordIds(journal)
 
     def process(self, body: Any) -> ProcessResult:
@@ -196,7 +213,10 @@ class EventProcessor:
             # Another delivery of the same event finished while this one waited for the locks.
             return self._duplicate_response(entry, body)
 
-        stale_ids = stale_step_ids(plan, self.journal.newest_applied(plan.record_keys))
+        latest = self._latest_event_time()
+        event_time = recordable_event_time(plan, latest=latest)
+        applied = self.journal.newest_applied(plan.record_keys)
+        stale_ids = stale_step_ids(plan, applied, event_time=event_time, latest=latest)
         if is_wholly_stale(plan, stale_ids):
             return self._stale_response(plan)
 
@@ -209,7 +229,7 @@ class EventProcessor:
         recorded: set[str] = set()
 
         def on_step(result: StepResult) -> None:
-            self._record_step(plan, result)
+            self._record_step(plan, result, event_time, latest)
             recorded.add(result.step_id)
 
         try:
@@ -237,7 +257,7 @@ class EventProcessor:
         steps = _ordered_results(plan, run, completed)
         for result in steps:
             if result.step_id not in completed and result.step_id not in recorded:
-                self._record_step(plan, result)
+                self._record_step(plan, result, event_time, latest)
         self.journal.finish(plan.event_id, EventOutcome.PROCESSED, steps)
 
         zoho_calls = sum(step.zoho_calls for step in steps if step.step_id not in completed)
@@ -246,15 +266,25 @@ class EventProcessor:
             message = f"event processed, {len(skipped_as_stale)} stale step(s) skipped"
         return _result(plan.event_id, plan.event_type, "processed", message, steps, zoho_calls)
 
-    def _record_step(self, plan: Plan, result: StepResult) -> None:
+    def _latest_event_time(self) -> datetime:
+        """Return the latest event time that may be remembered as a record's newest time."""
+        try:
+            return self._wall_clock() + self.max_future_skew
+        except OverflowError:
+            return datetime.max.replace(tzinfo=UTC)
+
+    def _record_step(
+        self, plan: Plan, result: StepResult, event_time: datetime | None, latest: datetime
+    ) -> None:
         step = _step_by_id(plan, result.step_id)
         key = step_key(step) if step is not None else None
         self.journal.record_step(
             plan.event_id,
             result,
             key=key,
-            event_time=plan.event_time,
+            event_time=event_time,
             applied=result.outcome in APPLIED_OUTCOMES,
+            replace_after=latest,
         )
 
     def _stale_result(self, step: Step) -> StepResult:

@@ -144,13 +144,15 @@ class Journal(ABC):
         key: RecordKey | None,
         event_time: datetime | None,
         applied: bool,
+        replace_after: datetime | None = None,
     ) -> None:
         """Store one completed step at once, so a crash later in the event does not repeat it.
 
         The step result replaces any earlier result with the same step id. When `key` is given
         and the result carries a record id, the record id is remembered for `key`. When `applied`
         is true and `event_time` is given, the record's newest applied event time moves forward
-        to `event_time` (it never moves back).
+        to `event_time`. It never moves back, unless the remembered time is after
+        `replace_after`: such a time is treated as invalid and replaced.
         """
 
     @abstractmethod

@@ -74,6 +74,25 @@ CREATE TABLE IF NOT EXISTS records (
 ) WITHOUT ROWID;
 """
 
+# Parameter 8 is `replace_after` as text: a remembered newest time after it is replaced even
+# by an older time. Without `replace_after` it is later than any time, so nothing moves back.
+RECORD_UPSERT = """
+INSERT INTO records (module, key_field, key_value, record_id, newest_event_time, newest_event_id,
+                     updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (module, key_field, key_value) DO UPDATE SET
+    record_id = coalesce(excluded.record_id, record_id),
+    newest_event_id = CASE
+        WHEN excluded.newest_event_time IS NOT NULL AND (newest_event_time IS NULL
+             OR excluded.newest_event_time > newest_event_time OR newest_event_time > ?8)
+        THEN excluded.newest_event_id ELSE newest_event_id END,
+    newest_event_time = CASE
+        WHEN excluded.newest_event_time IS NOT NULL AND (newest_event_time IS NULL
+             OR excluded.newest_event_time > newest_event_time OR newest_event_time > ?8)
+        THEN excluded.newest_event_time ELSE newest_event_time END,
+    updated_at = excluded.updated_at
+"""
+
 EVENT_COLUMNS = (
     "event_id, event_type, account_key, sim_keys, received_at, updated_at, event_time, "
     "attempts, duplicates, outcome, steps, error_code, error_message"
@@ -272,6 +291,7 @@ class SqliteJournal(Journal):
         key: RecordKey | None,
         event_time: datetime | None,
         applied: bool,
+        replace_after: datetime | None = None,
     ) -> None:
         now = _now_text()
         event_id = normalize_event_id(event_id)
@@ -293,17 +313,7 @@ class SqliteJournal(Journal):
                 return
             mark_time = _time_text(event_time) if applied else None
             connection.execute(
-                "INSERT INTO records (module, key_field, key_value, record_id, "
-                "newest_event_time, newest_event_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (module, key_field, key_value) DO UPDATE SET "
-                "record_id = coalesce(excluded.record_id, record_id), "
-                "newest_event_id = CASE WHEN excluded.newest_event_time IS NOT NULL AND "
-                "(newest_event_time IS NULL OR excluded.newest_event_time > newest_event_time) "
-                "THEN excluded.newest_event_id ELSE newest_event_id END, "
-                "newest_event_time = CASE WHEN excluded.newest_event_time IS NOT NULL AND "
-                "(newest_event_time IS NULL OR excluded.newest_event_time > newest_event_time) "
-                "THEN excluded.newest_event_time ELSE newest_event_time END, "
-                "updated_at = excluded.updated_at",
+                RECORD_UPSERT,
                 (
                     key.module,
                     key.field,
@@ -312,6 +322,7 @@ class SqliteJournal(Journal):
                     mark_time,
                     event_id if mark_time else None,
                     now,
+                    _time_text(replace_after) or _FAR_FUTURE_TEXT,
                 ),
             )
 
@@ -456,6 +467,10 @@ def _busy_as_error(path: Path, timeout_seconds: float) -> Iterator[None]:
         raise JournalBusyError(
             f"journal {path} stayed locked by another connection for {timeout_seconds:g} s"
         ) from error
+
+
+# Later than any time `_time_text` returns, whose text starts with a four-digit year.
+_FAR_FUTURE_TEXT = "99999"
 
 
 def _now_text() -> str:

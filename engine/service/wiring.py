@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import tempfile
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,8 +81,11 @@ def build_service(settings: Settings) -> Service:
     from engine.runner import Runner
     from engine.zoho.client import ZohoClient
 
+    max_future_skew = timedelta(seconds=settings.event_time_max_skew_seconds)
     planner = Planner.from_directory(
-        mappings_dir=settings.mappings_dir, schemas_dir=settings.schemas_dir
+        mappings_dir=settings.mappings_dir,
+        schemas_dir=settings.schemas_dir,
+        max_future_skew=max_future_skew,
     )
 
     service = Service()
@@ -103,6 +107,7 @@ def build_service(settings: Settings) -> Service:
                 journal,
                 budget_seconds=settings.event_time_budget_seconds,
                 lock_dir=settings.lock_dir,
+                max_future_skew=max_future_skew,
             )
             _check_writable_directory(settings.lock_dir)
         except OSError as error:

@@ -180,3 +180,31 @@ def test_reused_event_id_with_other_body_warns(
     for record in reused:
         assert record.event_id == eid("reused")  # type: ignore[attr-defined]
         assert "Unlimited" not in f"{record.getMessage()} {record.__dict__}"
+
+
+@pytest.mark.parametrize(
+    ("field", "far_future"),
+    [
+        pytest.param("created_at", "9999-01-01T00:00:00+00:00", id="created_at"),
+        pytest.param("event_time", "9999-01-01 00:00:00", id="data.variables.event_time"),
+    ],
+)
+def test_far_future_event_does_not_block_later_ones(
+    client: falcon.testing.TestClient, emulator: EmulatorServer, field: str, far_future: str
+) -> None:
+    future = make_event("future", product_name="Gold")
+    if field == "created_at":
+        future["created_at"] = far_future
+    else:
+        del future["created_at"]
+        future["data"]["variables"]["event_time"] = far_future
+
+    first = client.simulate_post("/process-event", json=future, headers=HEADERS)
+    later = client.simulate_post(
+        "/process-event", json=make_event("later", product_name="Silver"), headers=HEADERS
+    )
+
+    assert first.json["outcome"] == "processed"
+    assert later.status_code == 202
+    assert later.json["outcome"] == "processed"
+    assert emulator.records("Contacts")[0]["Product_Name_PB"] == "Silver"

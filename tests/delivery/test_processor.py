@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,8 @@ from engine.errors import (
     ZohoUnavailableError,
 )
 from engine.journal import EventOutcome
+from engine.planning.plan import Action, Outcome, RecordKey, StepResult
+from engine.planning.planner import Planner
 
 from .stack import (
     ACCOUNT,
@@ -31,6 +33,7 @@ from .stack import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+CONTACT_KEY = RecordKey("Contacts", "I_PB", ACCOUNT)
 
 
 def test_same_event_ten_times_writes_once(stack: Stack) -> None:
@@ -151,6 +154,46 @@ def test_older_event_after_newer_is_stale(stack: Stack) -> None:
     assert stack.records("SIM_Cards")[0]["Status"] == "Used"
     assert entry is not None
     assert entry.outcome is EventOutcome.STALE
+
+
+FAR_FUTURE = "9999-01-01T00:00:00+00:00"
+
+
+def test_far_future_time_is_not_remembered(stack: Stack) -> None:
+    # A planner whose clock is wrong passes the far-future time on, so the processor's own
+    # check is what keeps it out of the journal.
+    wrong_clock = datetime(9998, 12, 31, 12, tzinfo=UTC)
+    stack.processor.planner = Planner.from_directory(clock=lambda: wrong_clock)
+    future = make_event("future", product_name="Gold")
+    future["created_at"] = FAR_FUTURE
+    stack.processor.process(future)
+
+    later = stack.processor.process(make_event("later", at=timedelta(minutes=5),
+                                               product_name="Silver"))
+    older = stack.processor.process(make_event("older", product_name="Bronze"))
+
+    assert later.outcome == "processed"
+    assert older.outcome == "stale"
+    assert stack.records("Contacts")[0]["Product_Name_PB"] == "Silver"
+    assert stack.journal.newest_applied([CONTACT_KEY])[CONTACT_KEY].event_id == eid("later")
+
+
+def test_remembered_far_future_time_is_replaced(stack: Stack) -> None:
+    # A journal written before the skew check existed can remember a far-future time.
+    stack.processor.process(make_event("first", product_name="Gold"))
+    result = StepResult("contact", "Contacts", Action.FIND_OR_CREATE, Outcome.UPDATED, None)
+    stack.journal.record_step(eid("first"), result, key=CONTACT_KEY,
+                              event_time=datetime.fromisoformat(FAR_FUTURE), applied=True)
+
+    later = stack.processor.process(make_event("later", at=timedelta(minutes=5),
+                                               product_name="Silver"))
+    older = stack.processor.process(make_event("older", product_name="Bronze"))
+
+    assert later.outcome == "processed"
+    assert later.body["message"] == "event processed"
+    assert older.outcome == "stale"
+    assert stack.records("Contacts")[0]["Product_Name_PB"] == "Silver"
+    assert stack.journal.newest_applied([CONTACT_KEY])[CONTACT_KEY].event_id == eid("later")
 
 
 def test_stale_event_arriving_again_is_duplicate(stack: Stack) -> None:

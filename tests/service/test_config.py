@@ -61,6 +61,7 @@ def test_every_variable_is_read() -> None:
             "ZOHO_CRM_TRIGGER_WORKFLOWS": "false",
             "MAX_BODY_BYTES": "2097152",
             "EVENT_TIME_BUDGET_SECONDS": "15",
+            "EVENT_TIME_MAX_SKEW_SECONDS": "3600",
             "JOURNAL_PATH": "/data/journal.db",
             "LOCK_DIR": "/data/locks",
             "MAPPINGS_DIR": "/etc/connector/mappings",
@@ -86,6 +87,7 @@ def test_every_variable_is_read() -> None:
     assert settings.zoho_trigger_workflows is False
     assert settings.max_body_bytes == 2097152
     assert settings.event_time_budget_seconds == 15.0
+    assert settings.event_time_max_skew_seconds == 3600.0
     assert settings.journal_path == Path("/data/journal.db")
     assert settings.lock_dir == Path("/data/locks")
     assert settings.mappings_dir == Path("/etc/connector/mappings")
@@ -237,6 +239,11 @@ API_TOKEN_NOT_ASCII = (
         ),
         pytest.param(
             {"API_TOKEN": "nsps-token\t0123456789"}, API_TOKEN_NOT_ASCII, id="token with a tab"
+        ),
+        pytest.param(
+            {"EVENT_TIME_MAX_SKEW_SECONDS": "-1"},
+            "EVENT_TIME_MAX_SKEW_SECONDS='-1' is not a number from 0.0 to 31622400.0",
+            id="negative skew",
         ),
         pytest.param(
             {"SANDBOX": "perhaps"},
