@@ -64,10 +64,18 @@ class EventFacts:
     event_id: str
     event_type: str | None
     account_key: str | None = None
-    """`pb_data.account_info.id`, the PortaBilling account identifier."""
+    """Value of the plan's first record key, in the module of its first matching step.
+
+    With the default mappings it is `pb_data.account_info.id`, the PortaBilling account
+    identifier. An event that failed planning has `pb_data.account_info.id` read from its body.
+    """
 
     sim_keys: tuple[str, ...] = ()
-    """`i_sim_card` of `pb_data.sim_info` and `pb_data.prev_sim_info`, as text."""
+    """Values of the plan's other record keys, as text.
+
+    With the default mappings they are the `i_sim_card` values of the SIM cards. An event that
+    failed planning has those of `pb_data.sim_info` and `pb_data.prev_sim_info`.
+    """
 
     event_time: datetime | None = None
     body: Any = None
