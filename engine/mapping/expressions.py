@@ -5,9 +5,10 @@ event). Missing attributes are chainable undefined values, so `input.a.b` on an 
 is empty instead of an error.
 
 The sandbox stops access to Python internals but not operations that build huge values, such as
-`'x' * 9999999999`. The environment below therefore checks `*`, `**` and `%`, the string
-padding methods and filters, and format strings before they run, and raises SecurityError when
-a result would exceed `MAX_RESULT_LENGTH` characters or `MAX_INTEGER_BITS` bits.
+`'x' * 9999999999`. The environment below therefore allows only the methods in `ALLOWED_METHODS`
+and the filters in `ALLOWED_FILTERS`. It checks `*`, `**` and `%`, padding widths, `replace`
+and format strings before they run, and raises SecurityError when a result would exceed
+`MAX_RESULT_LENGTH` characters or `MAX_INTEGER_BITS` bits.
 """
 
 from __future__ import annotations
@@ -36,6 +37,33 @@ MAX_INTEGER_BITS = 100_000
 
 # Methods and filters whose integer arguments set the length of their result.
 SIZED_CALLS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "indent"})
+
+# Methods an expression may call: text, dict and list methods whose result is at most a fixed
+# multiple of their input, plus the ones checked above and `replace` and `format`.
+ALLOWED_METHODS = frozenset(
+    {
+        *SIZED_CALLS,
+        *("upper", "lower", "title", "capitalize", "casefold", "swapcase"),
+        *("strip", "lstrip", "rstrip", "removeprefix", "removesuffix"),
+        *("startswith", "endswith", "find", "rfind", "index", "count"),
+        *("isdigit", "isdecimal", "isnumeric", "isalpha", "isalnum", "isspace"),
+        *("islower", "isupper", "split", "rsplit", "partition", "rpartition", "join"),
+        *("replace", "format", "get", "keys", "values", "items"),
+    }
+)
+
+# Jinja2's built-in filters an expression may use. Left out: `batch` and `slice`, whose
+# arguments set how many items they build, `random`, which breaks repeatable plans, and the
+# HTML and debugging filters.
+ALLOWED_FILTERS = frozenset(
+    {
+        *("abs", "attr", "capitalize", "center", "count", "d", "default", "dictsort"),
+        *("first", "float", "format", "indent", "int", "items", "join", "last", "length"),
+        *("list", "lower", "map", "max", "min", "reject", "rejectattr", "replace"),
+        *("reverse", "round", "select", "selectattr", "sort", "string", "sum", "title"),
+        *("tojson", "trim", "truncate", "unique", "upper", "wordcount", "wordwrap"),
+    }
+)
 
 # A printf-style conversion (`%10.3f`) and a str.format replacement field (`{0:>10}`).
 _PERCENT_SPEC = re.compile(r"%[#0\- +]*(\*|\d*)(?:\.(\*|\d*))?")
@@ -98,6 +126,20 @@ def check_sized_call(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -
             )
 
 
+def check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
+    """Raise SecurityError when `text.replace(old, new, count)` would exceed the length limit."""
+    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
+        return
+    occurrences = len(text) + 1 if old == "" else text.count(old)
+    if _is_int(count) and count >= 0:
+        occurrences = min(occurrences, count)
+    length = len(text) + occurrences * (len(new) - len(old))
+    if length > MAX_RESULT_LENGTH:
+        raise SecurityError(
+            f"replace() would give {length} characters, over the limit of {MAX_RESULT_LENGTH}"
+        )
+
+
 class BoundedSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, plus limits on the size of values an expression builds.
 
@@ -109,6 +151,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        self.filters = {name: self.filters[name] for name in sorted(ALLOWED_FILTERS)}
+        self.filters["replace"] = _replace_filter(self.filters["replace"])
         for name in ("center", "indent"):
             self.filters[name] = _sized_filter(name, self.filters[name])
         self.filters["format"] = _format_filter(self.filters["format"])
@@ -124,7 +168,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        check_sized_call(getattr(__obj, "__name__", ""), args, kwargs)
+        if not isinstance(__obj, Undefined):
+            name = getattr(__obj, "__name__", "")
+            if name not in ALLOWED_METHODS:
+                raise SecurityError(f"calling {name or type(__obj).__name__}() is not allowed")
+            check_sized_call(name, args, kwargs)
+            if name == "replace":
+                check_replace(getattr(__obj, "__self__", None), *args, **kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -189,6 +239,13 @@ def unsafe_parts(text: str) -> list[str]:
         private = _private_name(node)
         if private is not None:
             problems.append(f"{private!r} starts with an underscore, which the sandbox forbids")
+    for call in tree.find_all(nodes.Call):
+        callee = call.node
+        if isinstance(callee, nodes.Getattr) and callee.attr not in ALLOWED_METHODS:
+            problems.append(
+                f"method {callee.attr}() is not allowed; allowed methods: "
+                f"{', '.join(sorted(ALLOWED_METHODS))}"
+            )
     for node in tree.find_all((nodes.Mul, nodes.Pow, nodes.Mod, nodes.Call, nodes.Filter)):
         problem = _constant_size_problem(node)
         if problem is not None:
@@ -260,6 +317,9 @@ def _constant_size_problem(node: nodes.Node) -> str | None:
             if name == "format" and isinstance(template, nodes.Const):
                 if isinstance(template.value, str):
                     check_format_string(template.value)
+            all_constant = len(constants) == len(node.args)
+            if name == "replace" and isinstance(template, nodes.Const) and all_constant:
+                check_replace(template.value, *constants)
     except SecurityError as error:
         return str(error)
     return None
@@ -270,6 +330,15 @@ def _sized_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]
     def checked(*args: Any, **kwargs: Any) -> Any:
         check_sized_call(name, args[1:], kwargs)
         return function(*args, **kwargs)
+
+    return checked
+
+
+def _replace_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def checked(eval_ctx: Any, text: Any, old: Any, new: Any, count: Any = None) -> Any:
+        check_replace(text, old, new, -1 if count is None else count)
+        return function(eval_ctx, text, old, new, count)
 
     return checked
 

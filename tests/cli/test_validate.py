@@ -236,6 +236,23 @@ def test_hostile_file_is_a_finding(
             ["center() with a width of 999999999 exceeds the limit of 100000"],
             id="center filter width",
         ),
+        pytest.param(
+            "'" + "a" * 20000 + "'.replace('', 'bbbbbb')",
+            ["replace() would give 140006 characters, over the limit of 100000"],
+            id="replace on constants",
+        ),
+        pytest.param(
+            "input.msisdn.translate({})",
+            [
+                "method translate() is not allowed; allowed methods: capitalize, casefold, "
+                "center, count, endswith, expandtabs, find, format, get, indent, index, "
+                "isalnum, isalpha, isdecimal, isdigit, islower, isnumeric, isspace, isupper, "
+                "items, join, keys, ljust, lower, lstrip, partition, removeprefix, "
+                "removesuffix, replace, rfind, rjust, rpartition, rsplit, rstrip, split, "
+                "startswith, strip, swapcase, title, upper, values, zfill"
+            ],
+            id="method outside the allowed list",
+        ),
     ],
 )
 def test_unsafe_expression_is_a_finding(
@@ -263,4 +280,31 @@ def test_unsafe_expression_is_a_finding(
     assert captured.out == "".join(
         f"mappings/sim-cards.yaml:27:21: unsafe-expression: {message}\n"
         for message in sorted(expected)
+    )
+
+
+def test_filter_outside_allowed_list(
+    broken_mappings: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    contacts = broken_mappings / "contacts.yaml"
+    contacts.write_text(
+        contacts.read_text(encoding="utf-8").replace("field: E_mail\n", "field: Email\n"),
+        encoding="utf-8",
+    )
+    sim_cards = broken_mappings / "sim-cards.yaml"
+    text = sim_cards.read_text(encoding="utf-8")
+    sim_cards.write_text(
+        text.replace(
+            "expression: input.msisdn or input.iccid",
+            'expression: "input.msisdn|slice(999999999)|list"',
+        ),
+        encoding="utf-8",
+    )
+
+    status = main(["validate", "mappings"])
+
+    assert status == 1
+    assert capsys.readouterr().out == (
+        "mappings/sim-cards.yaml:27:21: expression-syntax: the Jinja2 expression does not "
+        "compile: No filter named 'slice'.\n"
     )

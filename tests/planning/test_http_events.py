@@ -105,6 +105,19 @@ def start_service(
             id="sandbox stops a huge value",
         ),
         pytest.param(
+            "input.msisdn.replace('', input.msisdn * 9000)",
+            500,
+            {
+                "message": "expression \"input.msisdn.replace('', input.msisdn * 9000)\" in the "
+                "mappings failed: SecurityError: replace() would give 1188011 characters, over "
+                "the limit of 100000; fix the expression and run zoho-connector validate",
+                "error": "Mapping failed",
+                "type": "SERVICE_ERROR",
+                "code": "mapping_failed",
+            },
+            id="sandbox stops a huge replace",
+        ),
+        pytest.param(
             "input.msisdn + 1",
             422,
             {

@@ -329,7 +329,7 @@ def test_sandboxed_expression_is_mapping_error(tmp_path: Path) -> None:
         tmp_path,
         contact_plan(
             "      - {field: I_PB, source: id}",
-            "        condition: input.assigned_addons.append(1)",
+            "        condition: input.firstname * 200000",
         ),
     )
 
@@ -337,9 +337,9 @@ def test_sandboxed_expression_is_mapping_error(tmp_path: Path) -> None:
         planner.plan(account_event(firstname="Olena", assigned_addons=[{"name": "UHD"}]))
 
     assert caught.value.message == (
-        "expression 'input.assigned_addons.append(1)' in the mappings failed: SecurityError: "
-        "access to attribute 'append' of 'list' object is unsafe; fix the expression and run "
-        "zoho-connector validate"
+        "expression 'input.firstname * 200000' in the mappings failed: SecurityError: "
+        "repeating a value of length 5 200000 times gives 1000000 items, over the limit of "
+        "100000; fix the expression and run zoho-connector validate"
     )
 
 
