@@ -148,6 +148,13 @@ def _check_writable_directory(directory: Path) -> None:
 
 
 def _not_writable(variable: str, path: Path, error: Exception) -> ServiceStartError:
+    if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
+        # The file exists but is not an SQLite database, so another path will not help until
+        # the operator knows what the file is.
+        return ServiceStartError(
+            f"{variable}={str(path)!r} cannot be opened: {error}; it is not a journal, so move "
+            f"the file away or set {variable} to another path"
+        )
     if isinstance(error, (FileExistsError, NotADirectoryError)):
         # `mkdir` reports a regular file in the path as "File exists" or "Not a directory".
         reason = "a part of the path is a file, not a directory"

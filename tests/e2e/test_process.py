@@ -384,8 +384,8 @@ def write_newer_journal(path: Path) -> None:
             "JOURNAL_PATH",
             "journal.sqlite3",
             write_not_a_database,
-            "JOURNAL_PATH='{path}' cannot be opened: file is not a database; set JOURNAL_PATH "
-            "to a writable path on a local disk",
+            "JOURNAL_PATH='{path}' cannot be opened: file is not a database; it is not a "
+            "journal, so move the file away or set JOURNAL_PATH to another path",
             id="journal not an SQLite file",
         ),
         pytest.param(
