@@ -102,12 +102,17 @@ def _to_whole_number(value: Any, max_digits: int) -> int:
         raise ValueConversionError("must be a whole number, not boolean")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
+    too_many_digits = ValueConversionError(f"has more than the {max_digits} digits Zoho stores")
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        # Checked before int(), which rejects more than 4300 digits with advice meant for
+        # Python programmers.
+        if len(value.strip().lstrip("-").lstrip("0")) > max_digits:
+            raise too_many_digits
         value = int(value.strip())
     if not isinstance(value, int):
         raise ValueConversionError(f"must be a whole number, not {_json_type(value)}")
-    if len(str(abs(value))) > max_digits:
-        raise ValueConversionError(f"has more than the {max_digits} digits Zoho stores")
+    if abs(value) >= 10**max_digits:
+        raise too_many_digits
     return value
 
 

@@ -306,3 +306,26 @@ def test_invalid_value_details(
 
     assert result.status_code == 422
     assert result.json["details"] == details
+
+
+def test_huge_integer_for_number_field(
+    start_service: Callable[[EditMappings], PostEvent],
+) -> None:
+    post = start_service(
+        lambda mappings: replace_in(
+            mappings / "sim-cards.yaml",
+            "      - field: I_SIM_Card\n        source: i_sim_card\n",
+            '      - field: I_SIM_Card\n        expression: "input.i_sim_card * 10 ** 5000"\n',
+        )
+    )
+
+    result = post(load_example("sim-updated.json"))
+
+    assert result.status_code == 422
+    assert result.json["details"] == [
+        {
+            "loc": ["pb_data", "sim_info", "i_sim_card"],
+            "msg": "has more than the 18 digits Zoho stores for Zoho field I_SIM_Card",
+            "type": "type_error",
+        }
+    ]
