@@ -126,6 +126,15 @@ def _check_json_schema_file(path: Path, findings: list[Finding]) -> SourceDocume
             )
         )
         return None
+    except RecursionError:
+        findings.append(
+            document.finding(
+                (),
+                FindingKind.INVALID_JSON_SCHEMA,
+                "the schema is nested too deeply to check; flatten it with $defs and $ref",
+            )
+        )
+        return None
     return document
 
 

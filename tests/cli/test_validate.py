@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -307,4 +309,24 @@ def test_filter_outside_allowed_list(
     assert capsys.readouterr().out == (
         "mappings/sim-cards.yaml:27:21: expression-syntax: the Jinja2 expression does not "
         "compile: No filter named 'slice'.\n"
+    )
+
+
+def test_deeply_nested_schema_is_a_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    schema: dict[str, Any] = {}
+    inner = schema
+    for _ in range(900):
+        inner["items"] = {}
+        inner = inner["items"]
+    (tmp_path / "deep.json").write_text(json.dumps(schema), encoding="utf-8")
+
+    status = main(["validate", "deep.json"])
+
+    assert status == 1
+    assert capsys.readouterr().out == (
+        "deep.json:1:1: invalid-json-schema: the schema is nested too deeply to check; "
+        "flatten it with $defs and $ref\n"
     )
