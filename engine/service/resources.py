@@ -263,13 +263,28 @@ def _parse_int(digits: str) -> int:
 def _check_structure(text: str, body: Any) -> None:
     """Raise `EventValidationError` when the body nests too deeply or has an unpaired surrogate.
 
-    The walk runs only when the text could break a rule: it has more than `MAX_JSON_DEPTH`
-    brackets, or a `\\uD800`-`\\uDFFF` escape. A typical event has neither.
+    Each check runs only when the text could break its rule: the depth check when the text has
+    more than `MAX_JSON_DEPTH` brackets, the string check when it has a `\\uD800`-`\\uDFFF`
+    escape. A typical event needs neither.
     """
-    too_many_brackets = text.count("[") + text.count("{") > MAX_JSON_DEPTH
-    if not too_many_brackets and not _SURROGATE_ESCAPE.search(text):
-        return
+    if _SURROGATE_ESCAPE.search(text):
+        _check_strings_and_depth(body)
+    elif text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        _check_depth(body)
 
+
+def _check_depth(body: Any) -> None:
+    pending: list[tuple[Any, int]] = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _invalid_json(_TOO_DEEP_MESSAGE)
+        children = value.values() if isinstance(value, dict) else value
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+def _check_strings_and_depth(body: Any) -> None:
+    # Paths are built only here, for the `loc` of a string with an unpaired surrogate.
     pending: list[tuple[Any, tuple[str | int, ...]]] = [(body, ())]
     while pending:
         value, path = pending.pop()
