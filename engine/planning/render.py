@@ -178,4 +178,3 @@ def _source(path: tuple[str | int, ...] | None) -> str | None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
-
