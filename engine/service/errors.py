@@ -55,17 +55,15 @@ def handle_connector_error(
     # transport errors can quote URLs, and only its class is logged.
     level = logging.ERROR if error.status >= 500 else logging.WARNING
     failed_event = "event_id" in context.current()
-    logger.log(
-        level,
-        "event failed" if failed_event else "request failed",
-        extra={
-            "outcome": "failed",
-            "status": error.status,
-            "error_code": error.code,
-            "error_message": error.message,
-            "cause_class": type(error.__cause__).__name__ if error.__cause__ else None,
-        },
-    )
+    fields: dict[str, Any] = {
+        "outcome": "failed",
+        "status": error.status,
+        "error_code": error.code,
+        "error_message": error.message,
+    }
+    if error.__cause__ is not None:
+        fields["cause_class"] = type(error.__cause__).__name__
+    logger.log(level, "event failed" if failed_event else "request failed", extra=fields)
     render_error(resp, error)
 
 

@@ -767,6 +767,38 @@ def test_failed_event_logs_one_summary_line(
     assert failed[0].event_id == EVENT["event_id"]  # type: ignore[attr-defined]
 
 
+def raised_from(cause: Exception) -> ZohoUnavailableError:
+    try:
+        raise ZohoUnavailableError("Zoho CRM timed out") from cause
+    except ZohoUnavailableError as error:
+        return error
+
+
+@pytest.mark.parametrize(
+    ("error", "cause_class"),
+    [
+        pytest.param(ZohoUnavailableError("Zoho CRM timed out"), None, id="no cause"),
+        pytest.param(raised_from(TimeoutError("read")), "TimeoutError", id="timeout cause"),
+    ],
+)
+def test_cause_class_logged_only_when_set(
+    client: falcon.testing.TestClient,
+    processor: RecordingProcessor,
+    caplog: pytest.LogCaptureFixture,
+    error: ZohoUnavailableError,
+    cause_class: str | None,
+) -> None:
+    processor.error = error
+
+    with caplog.at_level(logging.INFO):
+        post_event(client)
+
+    failed = [record for record in caplog.records if record.getMessage() == "event failed"]
+    assert len(failed) == 1
+    assert hasattr(failed[0], "cause_class") is (cause_class is not None)
+    assert getattr(failed[0], "cause_class", None) == cause_class
+
+
 @pytest.mark.parametrize(
     ("send", "message", "status"),
     [
