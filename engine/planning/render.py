@@ -73,7 +73,7 @@ def describe_alternatives(step: Step) -> list[str]:
     create_only = ", ".join(value.field for value in step.fields if value.on_create_only)
     if upserts and create_only:
         alternatives.append(
-            f"when Zoho answers MANDATORY_NOT_FOUND for {create_only}, which is written on "
+            f"when Zoho returns MANDATORY_NOT_FOUND for {create_only}, which is written on "
             f"create only: the upsert is sent again with {create_only}"
         )
         alternatives.append(

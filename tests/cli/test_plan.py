@@ -20,7 +20,7 @@ event 3e84c79f-ab6f-4546-8e27-0b6ab866f1fb SIM/Updated (2025-03-12T16:47:30.4439
 
 1. contact: find_or_create Contacts (upsert)
    normal path: POST /crm/v8/Contacts/upsert duplicate_check_fields=[I_PB]
-   otherwise, when Zoho answers MANDATORY_NOT_FOUND for Last_Name, which is written on create \
+   otherwise, when Zoho returns MANDATORY_NOT_FOUND for Last_Name, which is written on create \
 only: the upsert is sent again with Last_Name
    otherwise, when the upsert inserts the record: PUT /crm/v8/Contacts writes Last_Name to it \
 by id

@@ -50,7 +50,7 @@ KNOWN_ID = (
     "only if that record is gone or its key changed"
 )
 SECOND_UPSERT = (
-    "when Zoho answers MANDATORY_NOT_FOUND for Last_Name, which is written on create only: "
+    "when Zoho returns MANDATORY_NOT_FOUND for Last_Name, which is written on create only: "
     "the upsert is sent again with Last_Name"
 )
 CREATE_ONLY_UPDATE = (
