@@ -6,12 +6,17 @@ serves two subcommands names them `add_<subcommand>_arguments` and `run_<subcomm
 as `journal` does for `events` and `replay`.
 Every subcommand module is imported to build the parser, so a module keeps its heavy imports
 (falcon, requests, jsonschema) inside `run`, and `validate` and `plan` start fast.
+
+When the reader of standard output goes away (`zoho-connector plan X | head`), the command
+stops without a traceback and exits with status 141 (128 + SIGPIPE), as a shell reports for a
+process that SIGPIPE ended. A pipeline under `set -o pipefail` therefore fails on cut output.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +33,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE (13): the status a shell reports for a process that SIGPIPE ended."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.handler(args))
+    try:
+        status = int(args.handler(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would print a second BrokenPipeError, so
+        # stdout is pointed at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return status
 
 
 if __name__ == "__main__":
