@@ -5,12 +5,17 @@ the order given. Exit status 0 means a plan was printed for every file, also for
 event type. Exit status 1 means an event is invalid, its type has no action plan, or the
 mappings are invalid. Exit status 2 is a usage error, such as a file that cannot be read or is
 not JSON. With several files the highest of these statuses is returned.
+
+Standard output carries only the plans. Warnings logged while planning, such as a value missing
+from a value_map, go to standard error as one line each with their fields (field mapping,
+field and, for an enumeration field, the value).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +28,32 @@ if TYPE_CHECKING:
 EXIT_PLANNED = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
+
+_HANDLER_MARK = "_plan_command_handler"
+
+
+class _WarningFormatter(logging.Formatter):
+    """Format a record as `zoho-connector plan: warning: message  name=value ...`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from engine.service.logs import record_fields
+
+        fields = " ".join(f"{name}={value!r}" for name, value in record_fields(record).items())
+        text = f"zoho-connector plan: {record.levelname.lower()}: {record.getMessage()}"
+        return f"{text}  {fields}" if fields else text
+
+
+def _log_warnings_to_stderr() -> None:
+    """Install one stderr handler for warnings, replacing the one an earlier run installed."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _HANDLER_MARK, False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_WarningFormatter())
+    setattr(handler, _HANDLER_MARK, True)
+    root.addHandler(handler)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.mapping import MappingInvalidError
     from engine.planning.planner import Planner
 
+    _log_warnings_to_stderr()
     try:
         planner = Planner.from_directory(args.mappings, args.schemas)
     except MappingInvalidError as error:
@@ -72,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if len(results) == 1:
         _print_single(results[0], args.format)
     elif args.format == "json":
-        print(json.dumps([_json_entry(result) for result in results], indent=2,
-                         ensure_ascii=False))
+        print(json.dumps([_json_entry(result) for result in results], indent=2, ensure_ascii=False))
     else:
         blocks = [f"==> {result.path} <==\n{_text(result)}" for result in results]
         print("\n\n".join(blocks))

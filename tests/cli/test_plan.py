@@ -208,9 +208,7 @@ def test_several_files_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert output[1]["error"]["message"] == "Invalid event: data: field required"
 
 
-def test_several_files_unreadable_one(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_several_files_unreadable_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "missing.json"
 
     status = main(["plan", str(PUBLISHED_EXAMPLE / "event.json"), str(missing)])
@@ -219,3 +217,22 @@ def test_several_files_unreadable_one(
     assert status == 2
     assert f"cannot read {missing}" in captured.err
     assert captured.out.startswith(f"==> {PUBLISHED_EXAMPLE / 'event.json'} <==\n")
+
+
+def test_unmapped_value_warning_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = json.loads((PUBLISHED_EXAMPLE / "event.json").read_text(encoding="utf-8"))
+    body["pb_data"]["account_info"]["bill_status"] = "frozen"
+    expected_plan = json.loads((PUBLISHED_EXAMPLE / "expected-plan.json").read_text("utf-8"))
+
+    status = main(["plan", "--format", "json", str(write_event(tmp_path, body))])
+
+    captured = capsys.readouterr()
+    assert status == 0
+    assert json.loads(captured.out)["steps"][0]["fields"][1]["value"] == "frozen"
+    assert json.loads(captured.out)["steps"][1:] == expected_plan["steps"][1:]
+    assert captured.err == (
+        "zoho-connector plan: warning: value is not in the value_map and is written unchanged"
+        "  field_mapping='contact' field='Bill_Status_PB' value='frozen'\n"
+    )
