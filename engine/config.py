@@ -27,6 +27,7 @@ DEFAULT_APP_NAME = "zoho-crm-connector"
 DEFAULT_PORT = 3000
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_JOURNAL_PATH = Path("var/journal.sqlite3")
+LOOPBACK_HOST = "127.0.0.1"
 
 # An event time further ahead of the clock than this is not used to order events: it would
 # make every later event for the same record look stale.
@@ -118,6 +119,9 @@ class Settings:
     sandbox: bool = False
     """Zoho calls go to the bundled emulator; the caller starts it and fills in its URLs."""
 
+    sandbox_automatic: bool = False
+    """Sandbox mode started because no Zoho credential is set; `host` is then 127.0.0.1."""
+
     api_token_generated: bool = False
     """`API_TOKEN` was not set, so a random one was generated (sandbox mode only)."""
 
@@ -135,16 +139,21 @@ class Settings:
         env_file: Path | None = Path(".env"),
         *,
         sandbox: bool = False,
+        auto_sandbox: bool = False,
         require_secrets: bool = True,
     ) -> Settings:
         """Read and check the settings; raise `ConfigError` listing every problem.
 
         `environ` defaults to `os.environ`. Values from `env_file` fill only the variables that
         `environ` does not set; a missing file is not an error. Sandbox mode (Zoho calls go to
-        the bundled emulator) is on only when `sandbox` is true or `SANDBOX` is set to true.
-        Then the Zoho credentials are not required and a missing `API_TOKEN` is generated.
-        Otherwise each missing Zoho credential is a problem, in every environment, so a
-        deployment never responds to NSPS with success while writing to an in-memory emulator.
+        the bundled emulator) is on when `sandbox` is true or `SANDBOX` is set to true. Then
+        the Zoho credentials are not required and a missing `API_TOKEN` is generated.
+
+        With `auto_sandbox` true (the `serve` command), sandbox mode also starts when none of
+        the three Zoho credentials is set, `SANDBOX` is unset and the environment is not
+        production. That mode listens on 127.0.0.1 whatever `HOST` says, so NSPS in a real
+        deployment cannot reach it and keeps retrying instead of getting success for events
+        written to an in-memory emulator. Otherwise each missing Zoho credential is a problem.
         With `require_secrets` false, a missing `API_TOKEN` or Zoho credential is no problem,
         for commands that only read the journal.
         """
@@ -155,14 +164,23 @@ class Settings:
         environment = environment or "development"
         production = environment == "production"
 
+        sandbox_variable = reader.text("SANDBOX")
         sandbox = reader.boolean("SANDBOX", default=False) or sandbox
+        missing_credentials = [name for name in _ZOHO_CREDENTIALS if not reader.text(name)]
+        sandbox_automatic = (
+            auto_sandbox
+            and not sandbox
+            and not sandbox_variable
+            and not production
+            and len(missing_credentials) == len(_ZOHO_CREDENTIALS)
+        )
+        sandbox = sandbox or sandbox_automatic
         if not sandbox and require_secrets:
-            for name in _ZOHO_CREDENTIALS:
-                if not reader.text(name):
-                    reader.problems.append(
-                        f"{name} is missing: set it from the Zoho API console self client, "
-                        "or set SANDBOX=true (serve --sandbox) to use the bundled emulator"
-                    )
+            for name in missing_credentials:
+                reader.problems.append(
+                    f"{name} is missing: set it from the Zoho API console self client, "
+                    "or set SANDBOX=true (serve --sandbox) to use the bundled emulator"
+                )
 
         api_token = reader.text("API_TOKEN")
         api_token_generated = False
@@ -192,13 +210,21 @@ class Settings:
         log_level = reader.choice("LOG_LEVEL", tuple(LOG_LEVELS), default="info")
         debug = reader.boolean("DEBUG", default=False)
         cors_origins = _cors_origins(reader, production)
-        default_host = "127.0.0.1" if sandbox else "0.0.0.0"  # noqa: S104 - NSPS connects from outside
+        default_host = LOOPBACK_HOST if sandbox else "0.0.0.0"  # noqa: S104 - NSPS connects from outside
+        host = reader.text("HOST") or default_host
+        if sandbox_automatic and host != LOOPBACK_HOST:
+            reader.warnings.append(
+                f"HOST={host!r} is overridden with {LOOPBACK_HOST}: sandbox mode started "
+                "because no Zoho credential is set, and it listens on the loopback address "
+                "only; use --sandbox or SANDBOX=true to listen on HOST"
+            )
+            host = LOOPBACK_HOST
 
         settings = cls(
             api_token=api_token,
             app_name=reader.text("APP_NAME") or DEFAULT_APP_NAME,
             environment=environment,
-            host=reader.text("HOST") or default_host,
+            host=host,
             port=reader.integer("PORT", default=DEFAULT_PORT, minimum=0, maximum=65535),
             log_level=logging.DEBUG if debug else LOG_LEVELS[log_level],
             debug=debug,
@@ -253,6 +279,7 @@ class Settings:
                 "SHUTDOWN_TIMEOUT_SECONDS", default=30.0, minimum=0.0, maximum=3600.0
             ),
             sandbox=sandbox,
+            sandbox_automatic=sandbox_automatic,
             api_token_generated=api_token_generated,
             warnings=tuple(reader.warnings),
         )

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from engine.config import LOOPBACK_HOST
+
 if TYPE_CHECKING:
     from engine.config import Settings
     from engine.emulator import EmulatorServer
@@ -38,11 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sandbox",
         action="store_true",
         help="run against the bundled Zoho CRM emulator, as SANDBOX=true does; the Zoho "
-        "credentials are not needed, and API_TOKEN is generated when it is not set",
+        "credentials are not needed, and API_TOKEN is generated when it is not set. Without "
+        "this option, sandbox mode starts when no Zoho credential is set and NODE_ENV is not "
+        "production, and then listens on 127.0.0.1 only",
     )
     parser.add_argument(
         "--host",
-        help="address to listen on (default: HOST, else 0.0.0.0, or 127.0.0.1 in sandbox mode)",
+        help="address to listen on (default: HOST, else 0.0.0.0, or 127.0.0.1 in sandbox "
+        "mode); ignored when sandbox mode starts because no Zoho credential is set",
     )
     parser.add_argument("--port", type=int, help="TCP port to listen on (default: PORT, else 3000)")
     parser.add_argument(
@@ -62,14 +67,17 @@ def run(args: argparse.Namespace) -> int:
     from engine.service.wiring import ServiceStartError, build_service
 
     try:
-        settings = Settings.from_env(env_file=args.env_file, sandbox=args.sandbox)
+        settings = Settings.from_env(
+            env_file=args.env_file, sandbox=args.sandbox, auto_sandbox=True
+        )
     except ConfigError as error:
         print(f"zoho-connector: {error}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
+    host = args.host or settings.host
+    if settings.sandbox_automatic:
+        host = settings.host
     settings = dataclasses.replace(
-        settings,
-        host=args.host or settings.host,
-        port=settings.port if args.port is None else args.port,
+        settings, host=host, port=settings.port if args.port is None else args.port
     )
 
     try:
@@ -85,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INVALID_CONFIG
     for warning in settings.warnings:
         logger.warning("configuration: %s", warning)
+    if settings.sandbox_automatic:
+        _warn_automatic_sandbox(args.host)
 
     emulator = None
     sandbox_dir = None
@@ -149,6 +159,22 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _warn_automatic_sandbox(requested_host: str | None) -> None:
+    """Log that sandbox mode started because no Zoho credential is set, and what that means."""
+    logger.warning(
+        "no Zoho credentials are configured, so sandbox mode started: events go to an "
+        "in-memory Zoho CRM emulator and are lost at exit. Set ZOHO_CRM_CLIENT_ID, "
+        "ZOHO_CRM_CLIENT_SECRET and ZOHO_CRM_REFRESH_TOKEN to write to Zoho CRM."
+    )
+    if requested_host and requested_host != LOOPBACK_HOST:
+        logger.warning(
+            "--host %s is overridden with %s: sandbox mode without Zoho credentials listens "
+            "on the loopback address only; add --sandbox to listen on another address",
+            requested_host,
+            LOOPBACK_HOST,
+        )
+
+
 def _report_invalid_mappings(error: MappingInvalidError) -> int:
     for finding in error.findings:
         print(finding.as_text(), file=sys.stderr)
@@ -166,7 +192,7 @@ def _start_emulator(settings: Settings, state_dir: Path) -> tuple[EmulatorServer
     set, so it has the fields the mappings write. Raises `OSError` or `ValueError` when that
     file cannot be read or is invalid. The emulator keeps records in memory, so the journal,
     the record locks and the token cache of this run go to `state_dir`. A journal kept from an
-    earlier run would answer the sample event as a duplicate and point at record ids the new
+    earlier run would report the sample event as a duplicate and point at record ids the new
     emulator does not have.
     """
     from engine.emulator import EmulatorServer
@@ -226,8 +252,13 @@ def print_sandbox_help(
             shlex.quote(f"@{sample_event}"),
         ]
     )
-    lines = [
-        "",
+    lines = [""]
+    if settings.sandbox_automatic:
+        lines.append(
+            "WARNING: no Zoho credentials are configured, so events go to an in-memory "
+            "emulator and are lost at exit."
+        )
+    lines += [
         "Sandbox mode: Zoho CRM calls go to the bundled emulator, which keeps records in memory.",
         f"  connector: {local_url}",
         f"  emulator:  {emulator_url}",

@@ -245,6 +245,51 @@ def test_sandbox_quick_start_prints_working_curl(tmp_path: Path, given_token: st
         assert '"Authorization: Bearer $API_TOKEN"' in curl_line
 
 
+def listening_addresses(port: int) -> list[str]:
+    """Return the IPv4 addresses with a socket listening on `port`, from /proc/net/tcp."""
+    addresses = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:
+            addresses.append(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return addresses
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux /proc/net/tcp")
+def test_no_credentials_starts_sandbox_on_loopback(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ZOHO_CRM_")}
+    for name in ("API_TOKEN", "NODE_ENV", "APP_ENV", "SANDBOX"):
+        env.pop(name, None)
+    env.update({"HOST": "0.0.0.0", "PORT": "0", "LOG_DIR": str(tmp_path / "logs")})
+    service = ServiceProcess(env, "--env-file", os.devnull)
+    try:
+        # The lines come in this order: configuration warnings, the sandbox warning, the
+        # sandbox help with the curl line, then the server's "listening" line.
+        overridden = service.wait_for(r"HOST='0\.0\.0\.0' is overridden with 127\.0\.0\.1")
+        warning = service.wait_for(r"WARN .*no Zoho credentials are configured, so sandbox mode started.*")
+        curl_line = service.wait_for(r"^\s+(curl -sS -X POST .*)$").group(1)
+        url = service.wait_for(r"listening  url=(http://\S+)").group(1)
+        port = int(url.rsplit(":", 1)[1])
+        addresses = listening_addresses(port)
+        sent = subprocess.run(
+            ["bash", "-c", curl_line], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=60,
+        )
+        service.process.send_signal(signal.SIGINT)
+        exit_code = service.process.wait(timeout=60)
+    finally:
+        service.stop()
+
+    assert "in-memory Zoho CRM emulator" in warning.group(0)
+    assert overridden is not None
+    assert url == f"http://127.0.0.1:{port}"
+    assert addresses == ["127.0.0.1"]
+    assert json.loads(sent.stdout)["outcome"] == "processed"
+    assert exit_code == 0
+
+
 def sandbox_help(monkeypatch: pytest.MonkeyPatch, sample_event: Path) -> str:
     monkeypatch.setattr(serve, "SAMPLE_EVENT", sample_event)
     settings = Settings(api_token="operator-token-0123456789abcdef", sandbox=True)
@@ -330,13 +375,17 @@ def test_sandbox_with_invalid_modules_exits_1(tmp_path: Path) -> None:
         ),
         pytest.param(
             {
-                "NODE_ENV": "development",
                 "ZOHO_CRM_CLIENT_ID": "",
                 "ZOHO_CRM_CLIENT_SECRET": "",
                 "ZOHO_CRM_REFRESH_TOKEN": "",
             },
             "ZOHO_CRM_CLIENT_ID is missing",
-            id="no credentials in development",
+            id="no credentials in production",
+        ),
+        pytest.param(
+            {"NODE_ENV": "development", "ZOHO_CRM_REFRESH_TOKEN": ""},
+            "ZOHO_CRM_REFRESH_TOKEN is missing",
+            id="refresh token missing in development",
         ),
     ],
 )

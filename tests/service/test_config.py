@@ -329,6 +329,88 @@ def test_sandbox_is_opt_in(environ: dict[str, str], options: dict[str, bool]) ->
     assert settings.warnings == ()
 
 
+@pytest.mark.parametrize(
+    "environ",
+    [
+        pytest.param({}, id="no environment"),
+        pytest.param({"NODE_ENV": "development"}, id="development"),
+        pytest.param({"APP_ENV": "test"}, id="test by alias"),
+        pytest.param({"API_TOKEN": "given-token-0123456789"}, id="api token set"),
+    ],
+)
+def test_serve_without_credentials_starts_sandbox(environ: dict[str, str]) -> None:
+    settings = load(environ, auto_sandbox=True)
+
+    assert settings.sandbox is True
+    assert settings.sandbox_automatic is True
+    assert settings.host == "127.0.0.1"
+    assert settings.warnings == ()
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        pytest.param("0.0.0.0", id="all addresses"),
+        pytest.param("10.0.0.5", id="one address"),
+    ],
+)
+def test_automatic_sandbox_overrides_host(host: str) -> None:
+    settings = load({"HOST": host}, auto_sandbox=True)
+
+    assert settings.host == "127.0.0.1"
+    assert settings.warnings == (
+        f"HOST={host!r} is overridden with 127.0.0.1: sandbox mode started because no Zoho "
+        "credential is set, and it listens on the loopback address only; use --sandbox or "
+        "SANDBOX=true to listen on HOST",
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "options"),
+    [
+        pytest.param({"HOST": "0.0.0.0"}, {"sandbox": True}, id="sandbox argument"),
+        pytest.param(
+            {"HOST": "0.0.0.0", "SANDBOX": "true"}, {"auto_sandbox": True}, id="sandbox variable"
+        ),
+        pytest.param(
+            {"HOST": "0.0.0.0", "NODE_ENV": "production"},
+            {"sandbox": True, "auto_sandbox": True},
+            id="sandbox argument in production",
+        ),
+    ],
+)
+def test_explicit_sandbox_honours_host(environ: dict[str, str], options: dict[str, bool]) -> None:
+    settings = load(environ, **options)
+
+    assert settings.sandbox is True
+    assert settings.sandbox_automatic is False
+    assert settings.host == "0.0.0.0"
+    assert settings.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("environ", "missing"),
+    [
+        pytest.param({"NODE_ENV": "production"}, 3, id="production"),
+        pytest.param({"APP_ENV": "production"}, 3, id="production by alias"),
+        pytest.param({"SANDBOX": "false"}, 3, id="sandbox set to false"),
+        pytest.param({"ZOHO_CRM_CLIENT_ID": "1000.CLIENTID"}, 2, id="client id only"),
+        pytest.param(
+            {
+                "ZOHO_CRM_CLIENT_ID": "1000.CLIENTID",
+                "ZOHO_CRM_CLIENT_SECRET": "client-secret-value",
+            },
+            1,
+            id="refresh token missing",
+        ),
+    ],
+)
+def test_serve_without_some_credentials_fails(environ: dict[str, str], missing: int) -> None:
+    problems = problems_of({"API_TOKEN": "nsps-token-0123456789", **environ}, auto_sandbox=True)
+
+    assert problems == MISSING_CREDENTIALS[3 - missing :]
+
+
 def test_sandbox_keeps_given_api_token() -> None:
     settings = load({"API_TOKEN": "given-token-0123456789"}, sandbox=True)
 
