@@ -7,6 +7,7 @@ from typing import Any
 from engine.events.paths import format_path
 from engine.mapping.context import CompilerBase, Located
 from engine.mapping.expressions import referenced_paths
+from engine.mapping.field_mappings import FieldEntries
 from engine.mapping.findings import FindingKind, did_you_mean, known_list
 from engine.mapping.model import (
     CompiledActionPlan,
@@ -37,7 +38,7 @@ class ActionPlanCompiler(CompilerBase):
         self,
         entries: dict[str, Located],
         strategies: dict[str, ModuleStrategy],
-        mappings: dict[str, tuple[CompiledFieldMapping, Located]],
+        mappings: dict[str, tuple[CompiledFieldMapping, FieldEntries]],
     ) -> dict[str, CompiledActionPlan]:
         plans = {}
         for event_type, entry in entries.items():
@@ -48,6 +49,15 @@ class ActionPlanCompiler(CompilerBase):
             ok = True
             for index, step_data in enumerate(entry.data["steps"]):
                 located = entry.at("steps", index)
+                if self._has_schema_findings(located):
+                    # Its schema findings are reported already; a lookup of its id is not
+                    # reported again as an unknown step.
+                    step_id = step_data.get("id") if isinstance(step_data, dict) else None
+                    if isinstance(step_id, str) and step_id not in seen:
+                        seen[step_id] = located
+                        step_modules[step_id] = None
+                    ok = False
+                    continue
                 step_id = step_data["id"]
                 if step_id in seen:
                     line, _ = seen[step_id].document.position(seen[step_id].path)
@@ -70,6 +80,8 @@ class ActionPlanCompiler(CompilerBase):
                     continue
                 steps.append(step)
                 step_modules[step.id] = step.module.module.name
+                if step.mapping is not None and not step.mapping.complete:
+                    ok = False
             if ok:
                 plans[event_type] = CompiledActionPlan(event_type, tuple(steps))
         return plans
@@ -78,16 +90,20 @@ class ActionPlanCompiler(CompilerBase):
         self,
         entry: Located,
         strategies: dict[str, ModuleStrategy],
-        mappings: dict[str, tuple[CompiledFieldMapping, Located]],
+        mappings: dict[str, tuple[CompiledFieldMapping, FieldEntries]],
         earlier_steps: dict[str, str | None],
         all_steps: list[dict[str, Any]],
     ) -> CompiledStep | None:
-        """Compile one step, checking every part even when an earlier part has findings."""
+        """Compile one step, checking every part even when an earlier part has findings.
+
+        A step that writes an incomplete field mapping is still returned. Later steps then check
+        their lookups against its module, and the caller drops its plan.
+        """
         data = entry.data
         action = Action(data["action"])
         count = len(self.findings)
 
-        mapping, mapping_entry = self._step_mapping(entry, mappings)
+        mapping, field_entries = self._step_mapping(entry, mappings)
         strategy = None
         if mapping is not None or "write" not in data or "module" in data:
             strategy = self._step_module(entry, mapping, strategies)
@@ -97,8 +113,8 @@ class ActionPlanCompiler(CompilerBase):
         condition = None
         if input_path is not None:
             condition = self._expression(entry.at("condition"), input_path)
-            if mapping is not None and mapping_entry is not None and input_path != mapping.input:
-                self._check_rebound_sources(mapping, mapping_entry, input_path, entry)
+            if mapping is not None and field_entries is not None and input_path != mapping.input:
+                self._check_rebound_sources(mapping, field_entries, input_path, entry)
 
         match_field, match_source, lookups = None, None, None
         if strategy is not None and input_path is not None:
@@ -125,8 +141,8 @@ class ActionPlanCompiler(CompilerBase):
         )
 
     def _step_mapping(
-        self, entry: Located, mappings: dict[str, tuple[CompiledFieldMapping, Located]]
-    ) -> tuple[CompiledFieldMapping | None, Located | None]:
+        self, entry: Located, mappings: dict[str, tuple[CompiledFieldMapping, FieldEntries]]
+    ) -> tuple[CompiledFieldMapping | None, FieldEntries | None]:
         name = entry.data.get("write")
         if name is None:
             return None, None
@@ -196,7 +212,7 @@ class ActionPlanCompiler(CompilerBase):
     def _check_rebound_sources(
         self,
         mapping: CompiledFieldMapping,
-        mapping_entry: Located,
+        field_entries: FieldEntries,
         input_path: EventPath,
         step_entry: Located,
     ) -> None:
@@ -206,8 +222,7 @@ class ActionPlanCompiler(CompilerBase):
             f" when step {step_entry.data['id']} (line {line}) binds input "
             f"{format_path(input_path)}"
         )
-        for index, compiled in enumerate(mapping.fields):
-            field_entry = mapping_entry.at("fields", index)
+        for compiled, field_entry in zip(mapping.fields, field_entries, strict=True):
             sources = (
                 (compiled.source, field_entry),
                 (compiled.default_on_create, field_entry.at("default_on_create")),

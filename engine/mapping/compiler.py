@@ -1,7 +1,9 @@
 """Compiling mapping documents into `CompiledMappings`, collecting every finding on the way.
 
 The compiler checks the documents against the mapping language schema and merges the files of a
-directory. It then resolves every reference (module, field, field mapping, step), checks every
+directory. A part that breaks the schema (a module, field mapping, field, action plan or step) is
+left out of the later checks, and the rest of its document is still checked. The compiler then
+resolves every reference (module, field, field mapping, step), checks every
 path against the event schema, compiles every expression and checks value types against the
 module definitions. It reports all findings at once and returns compiled mappings only when there
 are none.
@@ -46,13 +48,14 @@ class MappingCompiler(FieldMappingCompiler, ActionPlanCompiler):
         """Return the compiled mappings, or None when there are findings (see `self.findings`)."""
         documents = list(documents)
         self._remember_names(documents)
-        valid_documents = [doc for doc in documents if self._check_language(doc)]
-        sections = self._merge(valid_documents)
+        for document in documents:
+            self._check_language(document)
+        sections = self._merge(documents)
 
         strategies = self._compile_strategies(sections["modules"])
         mappings = self._compile_field_mappings(sections["field_mappings"])
         plans = self._compile_action_plans(sections["action_plans"], strategies, mappings)
-        ignored = self._compile_ignored(valid_documents, plans)
+        ignored = self._compile_ignored(documents, plans)
 
         if self.findings:
             return None
@@ -62,13 +65,20 @@ class MappingCompiler(FieldMappingCompiler, ActionPlanCompiler):
             modules=MappingProxyType(strategies),
         )
 
-    def _check_language(self, document: SourceDocument) -> bool:
+    def _check_language(self, document: SourceDocument) -> None:
+        """Report each language schema error and mark the part of the document it breaks."""
         if document.data is None:
-            return True
-        errors = list(self.language.iter_errors(document.data))
-        for error in errors:
+            return
+        for error in self.language.iter_errors(document.data):
             self.findings.append(self._language_finding(document, error))
-        return not errors
+            path = tuple(error.absolute_path)
+            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+                allowed = error.schema.get("properties") or {}
+                unknown = [key for key in error.instance if key not in allowed]
+                for key in unknown:
+                    self._mark_schema_broken(document, _schema_part((*path, key)))
+            else:
+                self._mark_schema_broken(document, _schema_part(path))
 
     def _language_finding(self, document: SourceDocument, error: ValidationError) -> Finding:
         path = tuple(error.absolute_path)
@@ -98,8 +108,13 @@ class MappingCompiler(FieldMappingCompiler, ActionPlanCompiler):
         for document in documents:
             data = document.data if isinstance(document.data, dict) else {}
             for section in SECTIONS:
-                for name, value in (data.get(section) or {}).items():
+                section_data = data.get(section)
+                if not isinstance(section_data, dict):
+                    continue
+                for name, value in section_data.items():
                     located = Located(document, (section, name), value)
+                    if self._has_schema_findings(located):
+                        continue
                     earlier = sections[section].get(name)
                     if earlier is not None:
                         line, column = earlier.document.position(earlier.path, key=True)
@@ -183,8 +198,13 @@ class MappingCompiler(FieldMappingCompiler, ActionPlanCompiler):
         ignored: list[str] = []
         for document in documents:
             data = document.data if isinstance(document.data, dict) else {}
-            for index, event_type in enumerate(data.get("ignore") or []):
+            ignore = data.get("ignore")
+            if not isinstance(ignore, list):
+                continue
+            for index, event_type in enumerate(ignore):
                 located = Located(document, ("ignore", index), event_type)
+                if self._has_schema_findings(located):
+                    continue
                 if event_type in plans or event_type in self.defined_names("action_plans"):
                     self.findings.append(
                         located.finding(
@@ -194,6 +214,25 @@ class MappingCompiler(FieldMappingCompiler, ActionPlanCompiler):
                     )
                 ignored.append(event_type)
         return ignored
+
+
+def _schema_part(path: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Return the path of the part that a schema error at `path` leaves out of later checks.
+
+    That part is a step or a field when the error lies inside one, else the whole module, field
+    mapping, action plan or `ignore` entry, or the document itself for an error at its top.
+    """
+    if (
+        len(path) >= 4
+        and path[0] in ("field_mappings", "action_plans")
+        and path[2]
+        in (
+            "fields",
+            "steps",
+        )
+    ):
+        return path[:4]
+    return path[:2]
 
 
 def _shorten_message(message: str, instance: Any) -> str:

@@ -62,6 +62,8 @@ class CompilerBase:
         self.incomplete = False
         """Set when a mapping file could not be read, so names it defines may be missing."""
         self._defined_names: dict[str, list[str]] = {section: [] for section in SECTIONS}
+        # file -> paths of the document parts that break the language schema
+        self._schema_broken: dict[str, set[DocumentPath]] = {}
 
     def defined_names(self, section: str) -> list[str]:
         """Names defined in a section by any document, including ones with findings."""
@@ -86,6 +88,17 @@ class CompilerBase:
                 if isinstance(section_data, dict):
                     names[section].extend(str(name) for name in section_data)
         self._defined_names = names
+
+    def _mark_schema_broken(self, document: SourceDocument, path: DocumentPath) -> None:
+        """Leave the part at `path` out of the reference checks: its shape is not the expected
+        one, and its schema finding is reported already."""
+        self._schema_broken.setdefault(document.file, set()).add(path)
+
+    def _has_schema_findings(self, entry: Located) -> bool:
+        """Return whether the entry, or a part of the document containing it, breaks the
+        language schema."""
+        broken = self._schema_broken.get(entry.document.file, set())
+        return any(entry.path[: len(path)] == path for path in broken)
 
     def _module(self, name: str, entry: Located, *, key: bool = False) -> ModuleDefinition | None:
         if name in self.modules:

@@ -24,34 +24,49 @@ from engine.mapping.types import (
 )
 from engine.planning.plan import EventPath
 
+FieldEntries = tuple[Located, ...]
+"""The document entries of a compiled field mapping's fields, in the order of its `fields`."""
+
 
 class FieldMappingCompiler(CompilerBase):
     """Compiles the `field_mappings:` section."""
 
     def _compile_field_mappings(
         self, entries: dict[str, Located]
-    ) -> dict[str, tuple[CompiledFieldMapping, Located]]:
+    ) -> dict[str, tuple[CompiledFieldMapping, FieldEntries]]:
         mappings = {}
         for name, entry in entries.items():
             compiled = self._compile_field_mapping(name, entry)
             if compiled is not None:
-                mappings[name] = (compiled, entry)
+                mappings[name] = compiled
         return mappings
 
-    def _compile_field_mapping(self, name: str, entry: Located) -> CompiledFieldMapping | None:
+    def _compile_field_mapping(
+        self, name: str, entry: Located
+    ) -> tuple[CompiledFieldMapping, FieldEntries] | None:
+        """Compile a field mapping with the fields that have no findings.
+
+        The result is marked incomplete when a field is left out, so that the steps writing the
+        mapping are still checked. It is None only without a valid module or input.
+        """
         module = self._module(entry.data["module"], entry.at("module"))
         input_path = self._input_path(entry.at("input"))
         if module is None or input_path is None:
             return None
 
         fields = []
+        field_entries = []
         for index, _ in enumerate(entry.data["fields"]):
-            compiled = self._compile_field(module, input_path, entry.at("fields", index))
+            field_entry = entry.at("fields", index)
+            if self._has_schema_findings(field_entry):
+                continue
+            compiled = self._compile_field(module, input_path, field_entry)
             if compiled is not None:
                 fields.append(compiled)
-        if len(fields) != len(entry.data["fields"]):
-            return None
-        return CompiledFieldMapping(name, module.name, input_path, tuple(fields))
+                field_entries.append(field_entry)
+        complete = len(fields) == len(entry.data["fields"])
+        mapping = CompiledFieldMapping(name, module.name, input_path, tuple(fields), complete)
+        return mapping, tuple(field_entries)
 
     def _compile_field(
         self, module: ModuleDefinition, input_path: EventPath, entry: Located

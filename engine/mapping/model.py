@@ -74,10 +74,17 @@ class CompiledField:
 
 @dataclass(frozen=True)
 class CompiledFieldMapping:
+    """A field mapping with its compiled fields.
+
+    `complete` is False when fields with findings were left out. The compiler still checks the
+    steps that write such a mapping, but never returns it.
+    """
+
     name: str
     module: str
     input: EventPath
     fields: tuple[CompiledField, ...]
+    complete: bool = True
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ DELETED_SIM_STEP = (
     "        write: sim_card\n        when_absent: skip\n"
 )
 SIM_STEP_WRITE = "        write: sim_card\n        lookups:\n" + SIM_STEP_LOOKUP
+DELETED_CONTACT_MATCH = (
+    "match: {source: id}\n        write: contact\n      - id: sim\n        action: unlink"
+)
+NEW_SIM_STEP = "      - id: new_sim\n        action: link\n"
 
 CASES = [
     pytest.param(
@@ -409,6 +413,117 @@ CASES = [
             ),
         ],
         id="problems in two files reported together",
+    ),
+    pytest.param(
+        [
+            ("contacts.yaml", "      - field: Email\n", "      - field: Emial\n"),
+            (
+                "action-plans.yaml",
+                DELETED_SIM_STEP,
+                DELETED_SIM_STEP.replace("write: sim_card", "write: contact"),
+            ),
+        ],
+        [
+            (
+                "mappings/action-plans.yaml",
+                34,
+                17,
+                "module-mismatch",
+                'the step is for module SIM_Cards but field mapping "contact" writes Contacts; '
+                "make them the same",
+            ),
+            (
+                "mappings/contacts.yaml",
+                18,
+                16,
+                "unknown-field",
+                'Contacts has no field Emial (did you mean "Email"?); fields are defined in '
+                "crm-modules.yaml",
+            ),
+        ],
+        id="unknown field and a step writing its mapping",
+    ),
+    pytest.param(
+        [
+            ("contacts.yaml", "      - field: Email\n", "      - field: Emial\n"),
+            (
+                "action-plans.yaml",
+                DELETED_CONTACT_MATCH,
+                DELETED_CONTACT_MATCH.replace("{source: id}", "{source: idd}"),
+            ),
+        ],
+        [
+            (
+                "mappings/action-plans.yaml",
+                30,
+                25,
+                "unknown-source-path",
+                "pb_data.account_info.idd is not in the event schema: pb_data.account_info has "
+                'no "idd" (did you mean "id"?); fix the path, or declare the field in '
+                "nsps-event.schema.json",
+            ),
+            (
+                "mappings/contacts.yaml",
+                18,
+                16,
+                "unknown-field",
+                'Contacts has no field Emial (did you mean "Email"?); fields are defined in '
+                "crm-modules.yaml",
+            ),
+        ],
+        id="unknown field and a match path of its step",
+    ),
+    pytest.param(
+        [
+            ("contacts.yaml", "        source: firstname\n", "        sorce: firstname\n"),
+            (
+                "action-plans.yaml",
+                DELETED_SIM_STEP,
+                DELETED_SIM_STEP.replace("write: sim_card", "write: contact"),
+            ),
+        ],
+        [
+            (
+                "mappings/action-plans.yaml",
+                34,
+                17,
+                "module-mismatch",
+                'the step is for module SIM_Cards but field mapping "contact" writes Contacts; '
+                "make them the same",
+            ),
+            (
+                "mappings/contacts.yaml",
+                11,
+                9,
+                "schema",
+                'unknown key "sorce" (did you mean "source"?)',
+            ),
+        ],
+        id="schema finding in a field and a step writing its mapping",
+    ),
+    pytest.param(
+        [
+            ("action-plans.yaml", NEW_SIM_STEP, NEW_SIM_STEP.replace("link", "lnk")),
+            ("action-plans.yaml", SIM_STEP_LOOKUP, SIM_STEP_LOOKUP.replace("contact", "contakt")),
+        ],
+        [
+            (
+                "mappings/action-plans.yaml",
+                20,
+                28,
+                "unknown-step",
+                'no step "contakt" in this action plan (did you mean "contact"?)',
+            ),
+            (
+                "mappings/action-plans.yaml",
+                62,
+                17,
+                "schema",
+                '"lnk" is not one of find, create, update, find_or_create, link, unlink '
+                '(did you mean "link"?)',
+            ),
+        ],
+        id="schema finding and an unknown step in one file",
     ),
 ]
 
