@@ -33,7 +33,7 @@ def example_blocks() -> list[tuple[str, str]]:
 
 
 def apply_example(directory: Path, *, typo: bool) -> None:
-    """Edit a copy of mappings/ as steps 1 and 2 of the example say, with the step 3 typo when
+    """Edit a copy of mappings/ following steps 1 and 2 of the example, with the step 3 typo when
     `typo` is set."""
     (_, module_block), (_, field_block), *_ = example_blocks()
     field_definition = module_block.strip().splitlines()[-1].strip()
