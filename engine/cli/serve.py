@@ -30,7 +30,7 @@ EXIT_INVALID_CONFIG = 2
 EXIT_LISTEN_FAILED = 3
 
 # The sample event the sandbox banner posts; it ships in the repository, next to `engine/`.
-SAMPLE_EVENT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "sim-updated.json"
+SAMPLE_EVENT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "sim-created.json"
 
 logger = logging.getLogger("engine.cli.serve")
 
@@ -231,15 +231,15 @@ def print_sandbox_help(
     if settings.api_token_generated:
         token_line = f"API token (generated for this run): {settings.api_token}"
         authorization = shlex.quote(f"Authorization: Bearer {settings.api_token}")
-        send_line = "Send the sample SIM/Updated event:"
+        send_line = "Send the sample SIM/Created event:"
     else:
         token_line = "API token: the API_TOKEN you set (not printed)"  # noqa: S105 - no token
         authorization = '"Authorization: Bearer $API_TOKEN"'
-        send_line = "Send the sample SIM/Updated event, with API_TOKEN exported in your shell:"
+        send_line = "Send the sample SIM/Created event, with API_TOKEN exported in your shell:"
     sample_event = _shown_path(SAMPLE_EVENT)
     if not SAMPLE_EVENT.is_file():
         # Only an editable install reads the repository's docs; a wheel ships `engine/` alone.
-        sample_event = Path("docs/examples/sim-updated.json")
+        sample_event = Path("docs/examples/sim-created.json")
         send_line += "\n  (this install has no docs/examples/: run it in a repository checkout)"
     curl = " ".join(
         [

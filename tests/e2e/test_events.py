@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +13,7 @@ import requests
 
 from engine.emulator import EmulatorServer
 
-from .conftest import Stack, load_example
+from .conftest import EXAMPLES, Stack, load_example
 
 CONTACT_KEY = "79123456789@msisdn"
 
@@ -173,6 +177,51 @@ def test_full_lifecycle_in_time_order(stack: Stack) -> None:
     assert statuses == [202, 202, 202, 202]
     assert len(stack.records("Contacts")) == 1
     assert sim_links(stack) == {3793: None, 3794: the_contact(stack)["id"]}
+
+
+def readme_example_order() -> list[str]:
+    """Return the example files of the README's numbered list, in the order it gives."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return re.findall(r"^\d+\. `([a-z-]+\.json)`", readme, flags=re.MULTILINE)
+
+
+def test_readme_lists_every_example() -> None:
+    order = readme_example_order()
+    published_twin = "nsps-sim-updated-enriched.json"
+
+    assert sorted([*order, published_twin]) == sorted(path.name for path in EXAMPLES.glob("*.json"))
+
+
+def test_examples_have_own_event_ids() -> None:
+    ids = [json.loads((EXAMPLES / name).read_text())["event_id"] for name in readme_example_order()]
+
+    assert len(set(ids)) == len(ids)
+
+
+def test_examples_in_readme_order_are_processed(stack: Stack) -> None:
+    order = readme_example_order()
+
+    outcomes = [stack.post(load_example(name)).json()["outcome"] for name in order]
+
+    assert order[0] == "sim-created.json"
+    assert outcomes == ["processed"] * 5
+
+
+def test_published_twin_example_is_duplicate(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack.post(load_example("nsps-sim-updated-named.json"))
+
+    with caplog.at_level(logging.WARNING, logger="engine.delivery"):
+        response = stack.post(load_example("nsps-sim-updated-enriched.json"))
+
+    warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if record.getMessage().startswith("event id already processed with a different body")
+    ]
+    assert response.json()["outcome"] == "duplicate"
+    assert len(warnings) == 1
 
 
 def test_duplicate_event_makes_no_zoho_write(stack: Stack) -> None:

@@ -299,9 +299,9 @@ def sandbox_help(monkeypatch: pytest.MonkeyPatch, sample_event: Path) -> str:
 
 
 def test_sandbox_help_without_examples(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    text = sandbox_help(monkeypatch, tmp_path / "site-packages" / "docs" / "sim-updated.json")
+    text = sandbox_help(monkeypatch, tmp_path / "site-packages" / "docs" / "sim-created.json")
 
-    assert "--data @docs/examples/sim-updated.json" in text
+    assert "--data @docs/examples/sim-created.json" in text
     assert "this install has no docs/examples/: run it in a repository checkout" in text
 
 
@@ -309,7 +309,7 @@ def test_sandbox_help_with_examples(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     text = sandbox_help(monkeypatch, serve.SAMPLE_EVENT)
 
-    assert "--data @docs/examples/sim-updated.json" in text
+    assert "--data @docs/examples/sim-created.json" in text
     assert "this install has no docs/examples/" not in text
     assert "operator-token-0123456789abcdef" not in text
 
