@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -460,6 +461,67 @@ def test_search_strategy_uses_known_ids(search_stack: Stack) -> None:
     assert len(search_stack.records("Contacts")) == 1
     assert len(search_stack.records("SIM_Cards")) == 1
     assert len(search_stack.emulator.request_log("insert")) == 2
+
+
+@pytest.fixture
+def no_unique_search_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A search stack on an emulator whose modules have no unique field.
+
+    Zoho then accepts a second contact with the same I_PB, as an org without "Do not allow
+    duplicate values" on the field does.
+    """
+    mappings = tmp_path / "mappings"
+    shutil.copytree(REPO / "mappings", mappings)
+    modules = mappings / "modules.yaml"
+    text = modules.read_text().replace("strategy: upsert", "strategy: search")
+    modules.write_text(text.replace("    duplicate_check_fields: [I_PB]\n", "").replace(
+        "    duplicate_check_fields: [I_SIM_Card]\n", ""))
+    crm_modules = mappings / "crm-modules.yaml"
+    definitions = crm_modules.read_text()
+    assert ", unique: true}" in definitions
+    crm_modules.write_text(definitions.replace(", unique: true}", "}"))
+    with EmulatorServer(modules_path=crm_modules) as emulator:
+        built = build_stack(emulator, tmp_path, mappings_dir=mappings)
+        yield built
+        built.journal.close()
+        built.client.close()
+
+
+@pytest.mark.slow
+def test_concurrent_events_one_new_account_by_search(no_unique_search_stack: Stack) -> None:
+    # Search finds nothing for 60 s and no field is unique, so only the record lock and the
+    # journal's record ids keep 20 events for one new account from each inserting a contact.
+    search_stack = no_unique_search_stack
+    search_stack.emulator.update_settings(search_lag_seconds=60.0)
+    events = [
+        make_event(
+            f"e-{number}", "SIM/Created", at=timedelta(seconds=number), i_sim_card=4000 + number
+        )
+        for number in range(20)
+    ]
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def deliver(event: dict) -> None:
+        try:
+            outcomes.append(search_stack.processor.process(event).outcome)
+        except BaseException as error:  # noqa: BLE001 - reported through the list
+            errors.append(error)
+
+    threads = [threading.Thread(target=deliver, args=(event,)) for event in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    contacts = search_stack.records("Contacts")
+    assert errors == []
+    assert outcomes == ["processed"] * 20
+    assert len(contacts) == 1
+    assert len(search_stack.records("SIM_Cards")) == 20
+    assert {sim["Related_Contact"]["id"] for sim in search_stack.records("SIM_Cards")} == {
+        contacts[0]["id"]
+    }
 
 
 def test_spent_budget_answers_unavailable_then_resumes(stack: Stack) -> None:
