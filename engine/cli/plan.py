@@ -29,8 +29,6 @@ EXIT_PLANNED = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
 
-_HANDLER_MARK = "_plan_command_handler"
-
 
 class _WarningFormatter(logging.Formatter):
     """Format a record as `zoho-connector plan: warning: message  name=value ...`."""
@@ -43,17 +41,12 @@ class _WarningFormatter(logging.Formatter):
         return f"{text}  {fields}" if fields else text
 
 
-def _log_warnings_to_stderr() -> None:
-    """Install one stderr handler for warnings, replacing the one an earlier run installed."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, _HANDLER_MARK, False):
-            root.removeHandler(handler)
+def _warning_handler() -> logging.Handler:
+    """Return a handler that writes warnings and errors to the current stderr."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(_WarningFormatter())
-    setattr(handler, _HANDLER_MARK, True)
-    root.addHandler(handler)
+    return handler
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,10 +81,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The handler is removed again on return, so that a caller in the same process (a test,
+    # say) keeps the logging setup it had.
+    handler = _warning_handler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        return _run(args)
+    finally:
+        root.removeHandler(handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     from engine.mapping import MappingInvalidError
     from engine.planning.planner import Planner
 
-    _log_warnings_to_stderr()
     try:
         planner = Planner.from_directory(args.mappings, args.schemas)
     except MappingInvalidError as error:
