@@ -26,8 +26,8 @@ from .test_process import ServiceProcess, service_env, start_service
 
 pytestmark = pytest.mark.slow
 
-# Short enough that a row answered only after the retry budget is spent (429, 503) takes a few
-# seconds, and long enough for the retries to run on a loaded machine.
+# Short enough that a row whose response comes only after the retry budget is spent (429, 503)
+# takes a few seconds, and long enough for the retries to run on a loaded machine.
 EVENT_TIME_BUDGET_SECONDS = "5"
 
 
