@@ -44,22 +44,24 @@ def make_events(count: int, accounts: int) -> list[dict[str, Any]]:
         account = number % accounts
         sim = 10_000 + account * 2 + (number // accounts) % 2
         event_type = EVENT_TYPES[(number // accounts) % len(EVENT_TYPES)]
-        events.append({
-            "event_id": f"00000000-0000-4000-8000-{number:012d}",
-            "data": {"event_type": event_type, "variables": {"i_account": account}},
-            "pb_data": {
-                "account_info": {
-                    "id": f"7912{account:07d}@msisdn",
-                    "i_account": account,
-                    "firstname": "Bench",
-                    "lastname": f"Account {account}",
-                    "bill_status": "open",
-                    "product_name": f"Plan {number % 3}",
+        events.append(
+            {
+                "event_id": f"00000000-0000-4000-8000-{number:012d}",
+                "data": {"event_type": event_type, "variables": {"i_account": account}},
+                "pb_data": {
+                    "account_info": {
+                        "id": f"7912{account:07d}@msisdn",
+                        "i_account": account,
+                        "firstname": "Bench",
+                        "lastname": f"Account {account}",
+                        "bill_status": "open",
+                        "product_name": f"Plan {number % 3}",
+                    },
+                    "sim_info": {"i_sim_card": sim, "imsi": f"00101{sim:010d}", "status": "active"},
                 },
-                "sim_info": {"i_sim_card": sim, "imsi": f"00101{sim:010d}", "status": "active"},
-            },
-            "created_at": (T0 + timedelta(seconds=number)).isoformat(),
-        })
+                "created_at": (T0 + timedelta(seconds=number)).isoformat(),
+            }
+        )
     return events
 
 
@@ -89,11 +91,16 @@ def zoho_calls(emulator: EmulatorServer) -> int:
 
 
 def client_for(emulator: EmulatorServer, directory: Path) -> ZohoClient:
-    return ZohoClient(ZohoSettings(
-        accounts_url=emulator.url, api_domain=emulator.url, client_id="sandbox-client",
-        client_secret="sandbox-secret", refresh_token="sandbox-refresh-token",
-        token_file=directory / "token.json",
-    ))
+    return ZohoClient(
+        ZohoSettings(
+            accounts_url=emulator.url,
+            api_domain=emulator.url,
+            client_id="sandbox-client",
+            client_secret="sandbox-secret",
+            refresh_token="sandbox-refresh-token",
+            token_file=directory / "token.json",
+        )
+    )
 
 
 def run_bare(events: list[dict[str, Any]], directory: Path) -> dict[str, float]:
@@ -115,8 +122,7 @@ def run_guaranteed(
     with EmulatorServer() as emulator:
         client = client_for(emulator, directory)
         journal = TimedJournal(directory / "journal.sqlite3", synchronous=synchronous)
-        processor = EventProcessor(planner, Runner(client), journal,
-                                   lock_dir=directory / "locks")
+        processor = EventProcessor(planner, Runner(client), journal, lock_dir=directory / "locks")
         seconds = _timed(lambda: [processor.process(event) for event in events])
         calls = zoho_calls(emulator)
         journal_seconds = TimedJournal.seconds
@@ -146,8 +152,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300, help="events per run (default 300)")
     parser.add_argument("--accounts", type=int, default=50, help="accounts (default 50)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per mode (default 3)")
-    parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL",
-                        help="SQLite synchronous setting of the journal (default FULL)")
+    parser.add_argument(
+        "--synchronous",
+        choices=("FULL", "NORMAL"),
+        default="FULL",
+        help="SQLite synchronous setting of the journal (default FULL)",
+    )
     args = parser.parse_args()
     events = make_events(args.events, args.accounts)
 
@@ -164,22 +174,32 @@ def main() -> None:
     guaranteed_calls = guaranteed[0]["calls"] / count
 
     print()
-    print(f"machine: {platform.platform()}, Python {platform.python_version()}, "
-          f"{_cpu_count()} CPUs")
-    print(f"events: {count} over {args.accounts} accounts ({', '.join(sorted(set(EVENT_TYPES)))}),"
-          f" journal synchronous={args.synchronous}, {args.repeat} runs, median shown")
+    print(
+        f"machine: {platform.platform()}, Python {platform.python_version()}, {_cpu_count()} CPUs"
+    )
+    print(
+        f"events: {count} over {args.accounts} accounts ({', '.join(sorted(set(EVENT_TYPES)))}),"
+        f" journal synchronous={args.synchronous}, {args.repeat} runs, median shown"
+    )
     print(f"Zoho calls per event, bare runner:            {bare_calls:.3f}")
     print(f"Zoho calls per event, with guarantees:        {guaranteed_calls:.3f}")
     print(f"extra Zoho calls per event for guarantees:    {guaranteed_calls - bare_calls:+.3f}")
-    print(f"Zoho calls per duplicate delivery:            "
-          f"{guaranteed[0]['duplicate_calls'] / count:.3f}")
+    print(
+        f"Zoho calls per duplicate delivery:            "
+        f"{guaranteed[0]['duplicate_calls'] / count:.3f}"
+    )
     print(f"time per event, bare runner:                  {_median_ms(bare, 'seconds', count)}")
-    print(f"time per event, with guarantees:              "
-          f"{_median_ms(guaranteed, 'seconds', count)}")
-    print(f"journal time per event (inside journal):      "
-          f"{_median_ms(guaranteed, 'journal_seconds', count)}")
-    print(f"time per duplicate delivery:                  "
-          f"{_median_ms(guaranteed, 'duplicate_seconds', count)}")
+    print(
+        f"time per event, with guarantees:              {_median_ms(guaranteed, 'seconds', count)}"
+    )
+    print(
+        f"journal time per event (inside journal):      "
+        f"{_median_ms(guaranteed, 'journal_seconds', count)}"
+    )
+    print(
+        f"time per duplicate delivery:                  "
+        f"{_median_ms(guaranteed, 'duplicate_seconds', count)}"
+    )
 
 
 def _median_ms(runs: list[dict[str, float]], key: str, count: int) -> str:
@@ -188,6 +208,7 @@ def _median_ms(runs: list[dict[str, float]], key: str, count: int) -> str:
 
 def _cpu_count() -> int:
     return os.cpu_count() or 0
+
 
 if __name__ == "__main__":
     main()

@@ -34,9 +34,9 @@ def keep_alive(emulator: EmulatorServer) -> list[threading.Thread]:
     return []
 
 
-def in_flight(count: int, threads_started: int, **setup: object) -> Callable[
-    [EmulatorServer, list[int | str]], list[threading.Thread]
-]:
+def in_flight(
+    count: int, threads_started: int, **setup: object
+) -> Callable[[EmulatorServer, list[int | str]], list[threading.Thread]]:
     """Return a scenario that leaves `count` requests held by latency or a timeout fault."""
 
     def scenario(emulator: EmulatorServer, outcomes: list[int | str]) -> list[threading.Thread]:
@@ -48,8 +48,11 @@ def in_flight(count: int, threads_started: int, **setup: object) -> Callable[
 
         def call() -> None:
             try:
-                response = requests.get(emulator.url + RECORD_URL, timeout=90,
-                                        headers={"Authorization": f"Zoho-oauthtoken {token}"})
+                response = requests.get(
+                    emulator.url + RECORD_URL,
+                    timeout=90,
+                    headers={"Authorization": f"Zoho-oauthtoken {token}"},
+                )
                 outcomes.append(response.status_code)
             except requests.RequestException as exc:
                 outcomes.append(type(exc).__name__)
@@ -59,16 +62,19 @@ def in_flight(count: int, threads_started: int, **setup: object) -> Callable[
             caller.start()
         # Wait until every request is received: started by a worker, or queued for one.
         queued = max(0, count - threads_started)
-        while (len(emulator.request_log("get")) < min(count, threads_started)
-               or len(emulator._server.task_dispatcher.queue) < queued):
+        while (
+            len(emulator.request_log("get")) < min(count, threads_started)
+            or len(emulator._server.task_dispatcher.queue) < queued
+        ):
             time.sleep(0.01)
         return callers
 
     return scenario
 
 
-def measure(name: str, scenario: Callable[..., list[threading.Thread]], repeat: int,
-            threads: int) -> None:
+def measure(
+    name: str, scenario: Callable[..., list[threading.Thread]], repeat: int, threads: int
+) -> None:
     durations: list[float] = []
     outcomes: list[int | str] = []
     for _ in range(repeat):
@@ -83,8 +89,10 @@ def measure(name: str, scenario: Callable[..., list[threading.Thread]], repeat: 
         for caller in callers:
             caller.join()
     ended = dict(collections.Counter(outcomes)) or "-"
-    print(f"{name:<40} median {statistics.median(durations) * 1000:7.1f} ms   "
-          f"max {max(durations) * 1000:7.1f} ms   requests ended: {ended}")
+    print(
+        f"{name:<40} median {statistics.median(durations) * 1000:7.1f} ms   "
+        f"max {max(durations) * 1000:7.1f} ms   requests ended: {ended}"
+    )
 
 
 def main() -> None:
@@ -95,8 +103,9 @@ def main() -> None:
     measure("idle", idle, args.repeat, threads=32)
     measure("one keep-alive connection", keep_alive, args.repeat, threads=32)
     measure("3 requests in 60 s latency", in_flight(3, 32), args.repeat, threads=32)
-    measure("3 requests held by a timeout fault", in_flight(3, 32, fault=True), args.repeat,
-            threads=32)
+    measure(
+        "3 requests held by a timeout fault", in_flight(3, 32, fault=True), args.repeat, threads=32
+    )
     measure("40 requests in latency, 32 threads", in_flight(40, 32), args.repeat, threads=32)
 
 

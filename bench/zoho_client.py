@@ -61,23 +61,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300, help="calls per measurement")
     parser.add_argument("--threads", type=int, default=10, help="threads for the throughput run")
-    parser.add_argument("--concurrency", type=int, default=5,
-                        help="the client's max_concurrency for the throughput run")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=5,
+        help="the client's max_concurrency for the throughput run",
+    )
     args = parser.parse_args()
 
     with EmulatorServer() as emulator:
         settings = ZohoSettings(
-            accounts_url=emulator.url, api_domain=emulator.url, client_id="sandbox-client",
-            client_secret="sandbox-secret", refresh_token="sandbox-refresh-token",
+            accounts_url=emulator.url,
+            api_domain=emulator.url,
+            client_id="sandbox-client",
+            client_secret="sandbox-secret",
+            refresh_token="sandbox-refresh-token",
             max_concurrency=args.concurrency,
         )
         with ZohoClient(settings) as client:
             operations: dict[str, Callable[[int], object]] = {
                 "upsert": lambda index: client.upsert(
-                    "Contacts", [{"I_PB": f"bench-{index}", "Last_Name": "Bench"}], ["I_PB"]),
+                    "Contacts", [{"I_PB": f"bench-{index}", "Last_Name": "Bench"}], ["I_PB"]
+                ),
                 "get": lambda index: client.get("Contacts", "5725767000000411001"),
-                "search": lambda index: client.search_exact("Contacts", "I_PB",
-                                                            f"bench-{index}"),
+                "search": lambda index: client.search_exact("Contacts", "I_PB", f"bench-{index}"),
             }
             client.get("Contacts", "5725767000000411001")
 
@@ -85,11 +92,14 @@ def main() -> int:
             print(f"{'operation':<10} {'median ms':>10} {'p95 ms':>10}")
             for name, call in operations.items():
                 durations = time_calls(call, args.calls)
-                print(f"{name:<10} {statistics.median(durations) * 1000:>10.2f} "
-                      f"{percentile(durations, 0.95) * 1000:>10.2f}")
+                print(
+                    f"{name:<10} {statistics.median(durations) * 1000:>10.2f} "
+                    f"{percentile(durations, 0.95) * 1000:>10.2f}"
+                )
 
-            print(f"\n{args.calls} calls, {args.threads} threads, "
-                  f"max_concurrency={args.concurrency}")
+            print(
+                f"\n{args.calls} calls, {args.threads} threads, max_concurrency={args.concurrency}"
+            )
             print(f"{'operation':<10} {'calls/s':>10}")
             for name, call in operations.items():
                 rate = throughput(call, args.calls, args.threads)

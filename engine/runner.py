@@ -60,9 +60,7 @@ class RecordIdLookup(Protocol):
 class Runner:
     """Executes plans with one `ZohoClient`; safe to share between threads."""
 
-    def __init__(
-        self, client: ZohoClient, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, client: ZohoClient, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self._clock = clock
 
@@ -101,21 +99,27 @@ class Runner:
 
             if step.skip_reason is None:
                 self._check_deadline(step, deadline)
-            execution = _StepExecution(self.client, step, steps_by_id, record_ids,
-                                       known_record_ids, deadline)
+            execution = _StepExecution(
+                self.client, step, steps_by_id, record_ids, known_record_ids, deadline
+            )
             step_result = execution.run()
             record_ids[step.id] = step_result.record_id
             result.steps.append(step_result)
             logger.debug(
                 "step done",
-                extra={"event_id": plan.event_id, "step": step.id, "zoho_module": step.module,
-                       "action": str(step.action), "outcome": str(step_result.outcome),
-                       "record_id": step_result.record_id, "zoho_calls": step_result.zoho_calls},
+                extra={
+                    "event_id": plan.event_id,
+                    "step": step.id,
+                    "zoho_module": step.module,
+                    "action": str(step.action),
+                    "outcome": str(step_result.outcome),
+                    "record_id": step_result.record_id,
+                    "zoho_calls": step_result.zoho_calls,
+                },
             )
             if on_step is not None:
                 on_step(step_result)
         return result
-
 
     def _check_deadline(self, step: Step, deadline: float | None) -> None:
         # The service logs the raised error with the event id, so nothing is logged here.
@@ -160,8 +164,11 @@ class _StepExecution:
         creates_when_absent = (
             step.action is Action.FIND_OR_CREATE or step.when_absent is WhenAbsent.CREATE
         )
-        if (step.strategy is Strategy.UPSERT and creates_when_absent
-                and step.action is not Action.FIND):
+        if (
+            step.strategy is Strategy.UPSERT
+            and creates_when_absent
+            and step.action is not Action.FIND
+        ):
             return self._upsert_step()
 
         located = self._locate(step.match)
@@ -203,8 +210,12 @@ class _StepExecution:
         if len(found) > 1:
             logger.warning(
                 "several records have the same key; using the oldest",
-                extra={"zoho_module": step.module, "field": field, "count": len(found),
-                       "step": step.id},
+                extra={
+                    "zoho_module": step.module,
+                    "field": field,
+                    "count": len(found),
+                    "step": step.id,
+                },
             )
         oldest = min(found, key=lambda record: int(str(record.get("id", "0"))))
         return str(oldest["id"]), oldest
@@ -221,8 +232,13 @@ class _StepExecution:
             origin = f" from {format_path(match.source)}" if match.source else ""
             raise RecordNotFoundError(
                 f"step {step.id}: no {step.module} record has the {match.field} value{origin}",
-                details=[ErrorDetail(loc=match.source or (step.module, match.field),
-                                     msg=description, type="record_not_found")],
+                details=[
+                    ErrorDetail(
+                        loc=match.source or (step.module, match.field),
+                        msg=description,
+                        type="record_not_found",
+                    )
+                ],
             )
         if step.strategy is Strategy.UPSERT:
             return self._upsert_step()
@@ -239,8 +255,12 @@ class _StepExecution:
         record = self._changes(include_create_only=True, include_key=True)
         result = self._call(self.client.insert, step.module, [record])[0]
         duplicate = result.details.get("duplicate_record")
-        if (result.code == "DUPLICATE_DATA" and result.api_name == match.field
-                and isinstance(duplicate, Mapping) and duplicate.get("id")):
+        if (
+            result.code == "DUPLICATE_DATA"
+            and result.api_name == match.field
+            and isinstance(duplicate, Mapping)
+            and duplicate.get("id")
+        ):
             existing_id = str(duplicate["id"])
             logger.info(
                 "search missed an existing record; updating the duplicate Zoho reported",
@@ -251,8 +271,9 @@ class _StepExecution:
             changes = self._changes(include_create_only=False, include_key=False)
             if not changes:
                 return self._result(Outcome.UNCHANGED, existing_id)
-            self._check(self._call(self.client.update, step.module,
-                                   [{"id": existing_id, **changes}]))
+            self._check(
+                self._call(self.client.update, step.module, [{"id": existing_id, **changes}])
+            )
             return self._result(WRITE_OUTCOMES.get(step.action, Outcome.UPDATED), existing_id)
         self._check([result])
         return self._result(Outcome.CREATED, result.id)
@@ -278,16 +299,21 @@ class _StepExecution:
         record = self._changes(include_create_only=False, include_key=True)
 
         result = self._call(self.client.upsert, step.module, [record], key_fields)[0]
-        if (not result.ok and result.code == "MANDATORY_NOT_FOUND"
-                and result.api_name in create_only):
+        if (
+            not result.ok
+            and result.code == "MANDATORY_NOT_FOUND"
+            and result.api_name in create_only
+        ):
             # NOTE: it is unconfirmed that Zoho's upsert skips the mandatory check when it
             # updates an existing record. If it does not, every update takes this path and
             # overwrites the create-only fields.
-            result = self._call(self.client.upsert, step.module,
-                                [{**record, **create_only}], key_fields)[0]
+            result = self._call(
+                self.client.upsert, step.module, [{**record, **create_only}], key_fields
+            )[0]
         elif result.ok and result.action == "insert" and create_only:
-            self._check(self._call(self.client.update, step.module,
-                                   [{"id": result.id, **create_only}]))
+            self._check(
+                self._call(self.client.update, step.module, [{"id": result.id, **create_only}])
+            )
         self._check([result])
 
         if result.action == "insert":
@@ -353,8 +379,11 @@ class _StepExecution:
 
         rule = classify(400, result.code)
         if rule.error is ZohoDataError:
-            detail = ErrorDetail(loc=location, msg=f"Zoho CRM rejected {about}: {explanation}",
-                                 type=f"zoho.{result.code.lower()}")
+            detail = ErrorDetail(
+                loc=location,
+                msg=f"Zoho CRM rejected {about}: {explanation}",
+                type=f"zoho.{result.code.lower()}",
+            )
             return ZohoDataError(message, details=[detail])
         return rule.error(f"{message}: {rule.hint}")
 
@@ -382,11 +411,18 @@ class _StepExecution:
                 return linked.match.source
         return (step.module, api_name)
 
-    def _result(self, outcome: Outcome, record_id: str | None, *, reason: str | None = None
-                ) -> StepResult:
-        return StepResult(step_id=self.step.id, module=self.step.module, action=self.step.action,
-                          outcome=outcome, record_id=record_id, reason=reason,
-                          zoho_calls=self.calls)
+    def _result(
+        self, outcome: Outcome, record_id: str | None, *, reason: str | None = None
+    ) -> StepResult:
+        return StepResult(
+            step_id=self.step.id,
+            module=self.step.module,
+            action=self.step.action,
+            outcome=outcome,
+            record_id=record_id,
+            reason=reason,
+            zoho_calls=self.calls,
+        )
 
 
 def already_written(record: Mapping[str, Any], changes: Mapping[str, Any]) -> bool:

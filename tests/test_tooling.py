@@ -1,4 +1,6 @@
-"""The linters that CI runs through this suite: `ruff check` and `mypy`, set up in pyproject.toml.
+"""The linters that CI runs through this suite: `ruff check`, `ruff format --check` and `mypy`.
+
+Their settings are in pyproject.toml.
 
 They run as subprocesses from the virtual environment of the running Python, so the README's
 test command checks lint and types too.
@@ -20,6 +22,7 @@ BIN = Path(sys.executable).parent
     "command",
     [
         pytest.param(["ruff", "check", "."], id="ruff check"),
+        pytest.param(["ruff", "format", "--check", "."], id="ruff format"),
         pytest.param(["mypy"], id="mypy"),
     ],
 )

@@ -51,7 +51,10 @@ def add_events_arguments(parser: argparse.ArgumentParser) -> None:
         "has no offset), or an age such as 30m, 12h, 7d",
     )
     parser.add_argument(
-        "--limit", type=_positive_int, default=DEFAULT_LIMIT, metavar="N",
+        "--limit",
+        type=_positive_int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
         help=f"list at most N events, newest first (default {DEFAULT_LIMIT})",
     )
     _add_format_argument(parser)
@@ -103,7 +106,10 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
         help="run again every event that failed or never finished, oldest first",
     )
     parser.add_argument(
-        "--limit", type=_positive_int, default=None, metavar="N",
+        "--limit",
+        type=_positive_int,
+        default=None,
+        metavar="N",
         help="with --failed, replay at most N events (default: all)",
     )
     _add_format_argument(parser)
@@ -172,22 +178,36 @@ def _replay_all(processor: EventProcessor, event_ids: Sequence[str]) -> list[dic
             result = processor.replay(event_id)
         except ConnectorError as error:
             outcomes.append(
-                {"event_id": event_id, "outcome": "failed", "error": error.code,
-                 "message": error.message, "retry_after": error.retry_after}
+                {
+                    "event_id": event_id,
+                    "outcome": "failed",
+                    "error": error.code,
+                    "message": error.message,
+                    "retry_after": error.retry_after,
+                }
             )
             if error.status in (429, 503):
                 # Zoho is rate limiting or down: the remaining events would fail the same way.
-                for skipped in event_ids[position + 1:]:
+                for skipped in event_ids[position + 1 :]:
                     outcomes.append(
-                        {"event_id": skipped, "outcome": "failed", "error": "not_replayed",
-                         "message": "not replayed because Zoho CRM is unavailable; retry later",
-                         "retry_after": error.retry_after}
+                        {
+                            "event_id": skipped,
+                            "outcome": "failed",
+                            "error": "not_replayed",
+                            "message": "not replayed because Zoho CRM is unavailable; retry later",
+                            "retry_after": error.retry_after,
+                        }
                     )
                 break
             continue
         outcomes.append(
-            {"event_id": event_id, "outcome": result.outcome, "message": result.body["message"],
-             "zoho_calls": result.zoho_calls, "steps": result.body["steps"]}
+            {
+                "event_id": event_id,
+                "outcome": result.outcome,
+                "message": result.body["message"],
+                "zoho_calls": result.zoho_calls,
+                "steps": result.body["steps"],
+            }
         )
     return outcomes
 
@@ -202,10 +222,12 @@ def _build_processor(settings: Settings, journal_path: Path) -> tuple[EventProce
     from engine.zoho.client import ZohoClient
 
     if settings.sandbox:
-        raise ConfigError([
-            "SANDBOX is true, but replay sends events to the real Zoho CRM org: unset SANDBOX "
-            "and set the ZOHO_CRM_* credentials as for `serve`"
-        ])
+        raise ConfigError(
+            [
+                "SANDBOX is true, but replay sends events to the real Zoho CRM org: unset SANDBOX "
+                "and set the ZOHO_CRM_* credentials as for `serve`"
+            ]
+        )
     max_future_skew = timedelta(seconds=settings.event_time_max_skew_seconds)
     planner = Planner.from_directory(
         mappings_dir=settings.mappings_dir,
@@ -264,8 +286,10 @@ def _journal_error_text(journal_path: Path, error: Exception) -> str:
 
 
 def _journal_unusable(problem: str) -> int:
-    print(f"error: {problem}; set JOURNAL_PATH or --journal to the service's journal file",
-          file=sys.stderr)
+    print(
+        f"error: {problem}; set JOURNAL_PATH or --journal to the service's journal file",
+        file=sys.stderr,
+    )
     return EXIT_USAGE
 
 
@@ -297,11 +321,17 @@ def _replay_line(outcome: dict[str, Any]) -> str:
 
 def _add_journal_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--journal", type=Path, default=None, metavar="PATH",
+        "--journal",
+        type=Path,
+        default=None,
+        metavar="PATH",
         help=f"journal file (default: JOURNAL_PATH, else {DEFAULT_JOURNAL_PATH})",
     )
     parser.add_argument(
-        "--env-file", type=Path, default=Path(".env"), metavar="FILE",
+        "--env-file",
+        type=Path,
+        default=Path(".env"),
+        metavar="FILE",
         help="file of environment variables; variables already set in the environment win "
         "(default: .env)",
     )
@@ -309,7 +339,9 @@ def _add_journal_argument(parser: argparse.ArgumentParser) -> None:
 
 def _add_format_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--format", choices=("text", "json"), default="text",
+        "--format",
+        choices=("text", "json"),
+        default="text",
         help="output a table for people or JSON for scripts (default text)",
     )
 

@@ -104,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
             emulator, settings = _start_emulator(settings, sandbox_dir)
         except (OSError, ValueError) as error:
             shutil.rmtree(sandbox_dir, ignore_errors=True)
-            print(f"zoho-connector: not serving, the emulator cannot start: {error}",
-                  file=sys.stderr)
+            print(
+                f"zoho-connector: not serving, the emulator cannot start: {error}", file=sys.stderr
+            )
             return EXIT_INVALID_MAPPINGS
 
     try:

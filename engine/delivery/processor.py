@@ -221,8 +221,9 @@ class EventProcessor:
             return self._stale_response(plan)
 
         completed = dict(entry.completed_steps)
-        skipped_as_stale = [step for step in plan.steps
-                            if step.id in stale_ids and step.id not in completed]
+        skipped_as_stale = [
+            step for step in plan.steps if step.id in stale_ids and step.id not in completed
+        ]
         for step in skipped_as_stale:
             completed[step.id] = self._stale_result(step)
 
@@ -409,4 +410,3 @@ def _step_by_id(plan: Plan, step_id: str) -> Step | None:
         if step.id == step_id:
             return step
     return None
-

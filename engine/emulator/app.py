@@ -135,7 +135,7 @@ class EmulatorState:
                 return {
                     "error": "Access Denied",
                     "error_description": "You have made too many requests continuously. "
-                                         "Please try again after some time.",
+                    "Please try again after some time.",
                     "status": "failure",
                 }
             self.token_issue_times.append(now)
@@ -145,8 +145,11 @@ class EmulatorState:
             while len(self.tokens) > self.settings.max_active_tokens:
                 del self.tokens[next(iter(self.tokens))]
 
-        body: dict[str, Any] = {"access_token": token, "token_type": "Bearer",
-                                "scope": "ZohoCRM.modules.ALL ZohoSearch.securesearch.READ"}
+        body: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "scope": "ZohoCRM.modules.ALL ZohoSearch.securesearch.READ",
+        }
         if not self.settings.omit_api_domain:
             body["api_domain"] = self.base_url
         if self.settings.legacy_token_shape:
@@ -201,8 +204,13 @@ class EmulatorApp:
 
     def oauth(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         started = time.monotonic()
-        entry: dict[str, Any] = {"method": req.method, "path": req.path, "operation": "token",
-                                 "module": None, "time": time.time()}
+        entry: dict[str, Any] = {
+            "method": req.method,
+            "path": req.path,
+            "operation": "token",
+            "module": None,
+            "time": time.time(),
+        }
         params = dict(req.params)
         raw = req.bounded_stream.read().decode("utf-8", errors="replace")
         params.update(dict(parse_qsl(raw)))
@@ -221,11 +229,15 @@ class EmulatorApp:
             self._json(resp, 404, {"error": "invalid_request"})
         elif params.get("grant_type") != "refresh_token":
             self._json(resp, 200, {"error": "unsupported_grant_type"})
-        elif (params.get("client_id") != self.state.client_id
-              or params.get("client_secret") != self.state.client_secret):
+        elif (
+            params.get("client_id") != self.state.client_id
+            or params.get("client_secret") != self.state.client_secret
+        ):
             self._json(resp, 200, {"error": "invalid_client"})
-        elif (params.get("refresh_token") != self.state.refresh_token
-              or self.state.refresh_token_revoked):
+        elif (
+            params.get("refresh_token") != self.state.refresh_token
+            or self.state.refresh_token_revoked
+        ):
             self._json(resp, 200, {"error": "invalid_code"})
         else:
             self._json(resp, 200, self.state.issue_token())
@@ -242,8 +254,14 @@ class EmulatorApp:
         operation, module_name, record_id = self._route(req.method, parts)
         query = {key: value for key, value in req.params.items() if isinstance(value, str)}
         body = self._read_json(req)
-        entry: dict[str, Any] = {"method": req.method, "path": req.path, "operation": operation,
-                                 "module": module_name, "query": query, "time": time.time()}
+        entry: dict[str, Any] = {
+            "method": req.method,
+            "path": req.path,
+            "operation": operation,
+            "module": module_name,
+            "query": query,
+            "time": time.time(),
+        }
         if isinstance(body, dict):
             entry["body"] = body
         started = time.monotonic()
@@ -253,14 +271,22 @@ class EmulatorApp:
 
         with state.lock:
             state.in_flight += 1
-            over_limit = (state.settings.concurrency_limit is not None
-                          and state.in_flight > state.settings.concurrency_limit)
+            over_limit = (
+                state.settings.concurrency_limit is not None
+                and state.in_flight > state.settings.concurrency_limit
+            )
         try:
             if over_limit:
                 # NOTE: Zoho's message text for the concurrency limit is unconfirmed.
-                self._json(resp, 429, error_body(
-                    "TOO_MANY_REQUESTS", "concurrency limit exceeded",
-                    limit=state.settings.concurrency_limit))
+                self._json(
+                    resp,
+                    429,
+                    error_body(
+                        "TOO_MANY_REQUESTS",
+                        "concurrency limit exceeded",
+                        limit=state.settings.concurrency_limit,
+                    ),
+                )
             else:
                 if state.settings.latency_seconds > 0:
                     state.stopping.wait(state.settings.latency_seconds)
@@ -272,9 +298,17 @@ class EmulatorApp:
             entry["status"] = _status_code(resp)
         entry["duration_seconds"] = round(time.monotonic() - started, 4)
 
-    def _handle_crm(self, req: falcon.Request, resp: falcon.Response, entry: dict[str, Any],
-                    operation: str, module_name: str | None, record_id: str | None,
-                    query: dict[str, str], body: Any) -> None:
+    def _handle_crm(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        entry: dict[str, Any],
+        operation: str,
+        module_name: str | None,
+        record_id: str | None,
+        query: dict[str, str],
+        body: Any,
+    ) -> None:
         state = self.state
         fault = state.take_fault(req.method, operation, module_name)
         if fault is not None and self._serve_fault(fault, resp, entry):
@@ -291,22 +325,40 @@ class EmulatorApp:
             return
 
         if operation == "unknown":
-            self._json(resp, 404, error_body(
-                "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"))
+            self._json(
+                resp,
+                404,
+                error_body(
+                    "INVALID_URL_PATTERN",
+                    "Please check if the URL trying to access is a correct one",
+                ),
+            )
             return
         if operation == "fields":
             module_name = query.get("module")
             if not module_name:
-                self._json(resp, 400, error_body("REQUIRED_PARAM_MISSING",
-                                                 "One of the expected parameter is missing",
-                                                 param_name="module"))
+                self._json(
+                    resp,
+                    400,
+                    error_body(
+                        "REQUIRED_PARAM_MISSING",
+                        "One of the expected parameter is missing",
+                        param_name="module",
+                    ),
+                )
                 return
         records = state.records
         module = records.module(module_name or "")
         if module is None:
-            self._json(resp, 400, error_body("INVALID_MODULE",
-                                             "the module name given seems to be invalid",
-                                             resource_path_index=0))
+            self._json(
+                resp,
+                400,
+                error_body(
+                    "INVALID_MODULE",
+                    "the module name given seems to be invalid",
+                    resource_path_index=0,
+                ),
+            )
             return
         if body is _INVALID_JSON:
             self._json(resp, 400, error_body("INVALID_DATA", "body is not a valid JSON"))
@@ -386,8 +438,9 @@ class EmulatorApp:
             self._json(resp, 400, {"error": "the body is not valid JSON"})
             return
         route = (req.method, parts[0] if parts else "")
-        if route in (("PATCH", "settings"), ("POST", "faults")) \
-                and not isinstance(body, dict | None):
+        if route in (("PATCH", "settings"), ("POST", "faults")) and not isinstance(
+            body, dict | None
+        ):
             self._json(resp, 400, {"error": f"the body must be a JSON object, got {shown(body)}"})
             return
         try:

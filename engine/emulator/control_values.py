@@ -38,6 +38,7 @@ def integer_check(minimum: int, *, nullable: bool = False) -> Check:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             return f"must be an integer of at least {minimum}" + (" or null" if nullable else "")
         return None
+
     return check
 
 
@@ -50,6 +51,7 @@ def choice_check(choices: tuple[str, ...]) -> Check:
         if value is None or value in choices:
             return None
         return f"must be one of {', '.join(choices)} or null"
+
     return check
 
 
@@ -71,7 +73,9 @@ def body_check(value: Any) -> str | None:
 
 def headers_check(value: Any) -> str | None:
     if not isinstance(value, dict) or not all(
-        isinstance(name, str) and isinstance(text, str) and name.strip()
+        isinstance(name, str)
+        and isinstance(text, str)
+        and name.strip()
         and not any(char in name + text for char in "\r\n")
         for name, text in value.items()
     ):
@@ -91,8 +95,9 @@ SETTING_CHECKS: dict[str, Check] = {
 }
 
 FAULT_CHECKS: dict[str, Check] = {
-    "kind": lambda value: None if value in FAULT_KINDS
-    else f"must be one of {', '.join(FAULT_KINDS)}",
+    "kind": lambda value: (
+        None if value in FAULT_KINDS else f"must be one of {', '.join(FAULT_KINDS)}"
+    ),
     "count": integer_check(1),
     "status": status_check,
     "body": body_check,

@@ -89,7 +89,7 @@ class _Parser:
         start = self.position
         while self.position < len(self.text) and self.text[self.position] not in stop + "()":
             self.position += 1
-        return self.text[start:self.position]
+        return self.text[start : self.position]
 
     def _value(self) -> str:
         characters: list[str] = []
@@ -156,6 +156,6 @@ def _equals(stored: Any, value: str) -> bool:
         return str(stored).casefold() == value.casefold()
     width = len(wanted_words)
     return any(
-        stored_words[start:start + width] == wanted_words
+        stored_words[start : start + width] == wanted_words
         for start in range(len(stored_words) - width + 1)
     )

@@ -139,8 +139,11 @@ def check_value(field: FieldDefinition, value: Any, index: int) -> dict[str, Any
         return None
 
     if kind == "boolean":
-        return None if isinstance(value, bool) else invalid_data(
-            name, index, expected_data_type="boolean")
+        return (
+            None
+            if isinstance(value, bool)
+            else invalid_data(name, index, expected_data_type="boolean")
+        )
 
     if kind in WHOLE_NUMBER_TYPES:
         digits = MAX_DIGITS[kind]

@@ -20,8 +20,11 @@ from engine.emulator.store import RecordStore
 
 MAX_RECORDS = 100
 MAX_PER_PAGE = 200
-SANDBOX_USER = {"name": "Sandbox User", "id": "5725767000000200001",
-                "email": "sandbox-user@example.invalid"}
+SANDBOX_USER = {
+    "name": "Sandbox User",
+    "id": "5725767000000200001",
+    "email": "sandbox-user@example.invalid",
+}
 
 Reply = tuple[int, dict[str, Any] | None]
 
@@ -87,17 +90,24 @@ class RecordsApi:
         if check_fields is None:
             check_fields = [field.api_name for field in module.unique_fields]
         if not isinstance(check_fields, list) or not all(isinstance(f, str) for f in check_fields):
-            return 400, error_body("INVALID_DATA", "invalid data",
-                                   api_name="duplicate_check_fields",
-                                   json_path="$.duplicate_check_fields",
-                                   expected_data_type="jsonarray")
+            return 400, error_body(
+                "INVALID_DATA",
+                "invalid data",
+                api_name="duplicate_check_fields",
+                json_path="$.duplicate_check_fields",
+                expected_data_type="jsonarray",
+            )
         for name in check_fields:
             field = module.fields.get(name)
             # Zoho matches only on system duplicate-check fields and unique fields.
             # NOTE: the exact error Zoho returns for a non-unique field here is unconfirmed.
             if field is None or not field.unique:
-                return 400, error_body("INVALID_DATA", "the field is not a unique field",
-                                       api_name=name, json_path="$.duplicate_check_fields")
+                return 400, error_body(
+                    "INVALID_DATA",
+                    "the field is not a unique field",
+                    api_name=name,
+                    json_path="$.duplicate_check_fields",
+                )
 
         def upsert_one(record: dict[str, Any], index: int) -> dict[str, Any]:
             for name in check_fields:
@@ -130,15 +140,25 @@ class RecordsApi:
         success_status: int,
     ) -> Reply:
         if not isinstance(body, dict) or "data" not in body:
-            return 400, error_body("REQUIRED_PARAM_MISSING", "required param missing",
-                                   param_name="data")
+            return 400, error_body(
+                "REQUIRED_PARAM_MISSING", "required param missing", param_name="data"
+            )
         records = body["data"]
         if not isinstance(records, list) or not records:
-            return 400, error_body("INVALID_DATA", "invalid data", api_name="data",
-                                   json_path="$.data", expected_data_type="jsonarray")
+            return 400, error_body(
+                "INVALID_DATA",
+                "invalid data",
+                api_name="data",
+                json_path="$.data",
+                expected_data_type="jsonarray",
+            )
         if len(records) > MAX_RECORDS:
-            return 400, error_body("LIMIT_EXCEEDED", "the number of records exceeds the limit",
-                                   api_name="data", limit=MAX_RECORDS)
+            return 400, error_body(
+                "LIMIT_EXCEEDED",
+                "the number of records exceeds the limit",
+                api_name="data",
+                limit=MAX_RECORDS,
+            )
 
         results = []
         with self.store.lock():
@@ -157,8 +177,9 @@ class RecordsApi:
             status = 207
         return status, {"data": results}
 
-    def _insert_one(self, module: ModuleDefinition, record: dict[str, Any], index: int
-                    ) -> dict[str, Any]:
+    def _insert_one(
+        self, module: ModuleDefinition, record: dict[str, Any], index: int
+    ) -> dict[str, Any]:
         for field in module.mandatory_fields:
             if record.get(field.api_name) in (None, ""):
                 return _mandatory_missing(field.api_name, index)
@@ -169,25 +190,38 @@ class RecordsApi:
         record_id = self.store.new_id()
         timestamp = _now()
         stored = self._stored_fields(module, record)
-        stored.update({"id": record_id, "Created_Time": timestamp, "Modified_Time": timestamp,
-                       "Owner": dict(SANDBOX_USER)})
+        stored.update(
+            {
+                "id": record_id,
+                "Created_Time": timestamp,
+                "Modified_Time": timestamp,
+                "Owner": dict(SANDBOX_USER),
+            }
+        )
         self.store.put(module.api_name, stored, search_lag_seconds=self._search_lag_seconds())
         return {
             "code": "SUCCESS",
-            "details": {"Modified_Time": timestamp, "Modified_By": dict(SANDBOX_USER),
-                        "Created_Time": timestamp, "id": record_id,
-                        "Created_By": dict(SANDBOX_USER), "$approval_state": "approved"},
+            "details": {
+                "Modified_Time": timestamp,
+                "Modified_By": dict(SANDBOX_USER),
+                "Created_Time": timestamp,
+                "id": record_id,
+                "Created_By": dict(SANDBOX_USER),
+                "$approval_state": "approved",
+            },
             "message": "record added",
             "status": "success",
         }
 
-    def _update_one(self, module: ModuleDefinition, record: dict[str, Any], index: int
-                    ) -> dict[str, Any]:
+    def _update_one(
+        self, module: ModuleDefinition, record: dict[str, Any], index: int
+    ) -> dict[str, Any]:
         record_id = record.get("id")
         if record_id is None:
             return _mandatory_missing("id", index)
-        existing = self.store.get(module.api_name, str(record_id)) if isinstance(
-            record_id, str) else None
+        existing = (
+            self.store.get(module.api_name, str(record_id)) if isinstance(record_id, str) else None
+        )
         if existing is None:
             return _invalid_id("id", index)
         for field in module.mandatory_fields:
@@ -203,15 +237,20 @@ class RecordsApi:
         self.store.put(module.api_name, existing, search_lag_seconds=self._search_lag_seconds())
         return {
             "code": "SUCCESS",
-            "details": {"Modified_Time": timestamp, "Modified_By": dict(SANDBOX_USER),
-                        "Created_Time": existing.get("Created_Time"), "id": existing["id"],
-                        "Created_By": dict(SANDBOX_USER)},
+            "details": {
+                "Modified_Time": timestamp,
+                "Modified_By": dict(SANDBOX_USER),
+                "Created_Time": existing.get("Created_Time"),
+                "id": existing["id"],
+                "Created_By": dict(SANDBOX_USER),
+            },
             "message": "record updated",
             "status": "success",
         }
 
-    def _check_fields(self, module: ModuleDefinition, record: dict[str, Any], index: int,
-                      *, own_id: str | None) -> dict[str, Any] | None:
+    def _check_fields(
+        self, module: ModuleDefinition, record: dict[str, Any], index: int, *, own_id: str | None
+    ) -> dict[str, Any] | None:
         for name, value in record.items():
             field = module.fields.get(name)
             # NOTE: like Zoho, field names the module does not have are ignored, not rejected.
@@ -274,17 +313,23 @@ class RecordsApi:
     def search(self, module: ModuleDefinition, params: Mapping[str, str]) -> Reply:
         criteria = params.get("criteria")
         if not criteria:
-            return 400, error_body("REQUIRED_PARAM_MISSING",
-                                   "One of the expected parameter is missing",
-                                   param_name="criteria")
+            return 400, error_body(
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                param_name="criteria",
+            )
         try:
             condition = parse_criteria(criteria)
         except CriteriaError as exc:
             return 400, error_body("INVALID_QUERY", "invalid query formed", reason=str(exc))
         for name in criteria_fields(condition):
             if name != "id" and name not in module.fields:
-                return 400, error_body("INVALID_QUERY", "invalid query formed",
-                                       api_name=name, reason="the field does not exist")
+                return 400, error_body(
+                    "INVALID_QUERY",
+                    "invalid query formed",
+                    api_name=name,
+                    reason="the field does not exist",
+                )
         try:
             page = max(1, int(params.get("page", "1")))
             per_page = min(MAX_PER_PAGE, max(1, int(params.get("per_page", str(MAX_PER_PAGE)))))
@@ -294,11 +339,15 @@ class RecordsApi:
         found = self.store.searchable(module.api_name, lambda record: matches(condition, record))
         found.sort(key=lambda record: record["id"])
         start = (page - 1) * per_page
-        selected = found[start:start + per_page]
+        selected = found[start : start + per_page]
         if not selected:
             return 204, None
-        info = {"per_page": per_page, "count": len(selected), "page": page,
-                "more_records": start + per_page < len(found)}
+        info = {
+            "per_page": per_page,
+            "count": len(selected),
+            "page": page,
+            "more_records": start + per_page < len(found),
+        }
         return 200, {"data": selected, "info": info}
 
     def fields(self, module: ModuleDefinition) -> Reply:

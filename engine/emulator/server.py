@@ -85,8 +85,12 @@ class EmulatorServer:
         self._store.open()
         app = EmulatorApp(self.state).build()
         self._server = create_server(
-            app, host=self._host, port=self._port, threads=self._threads,
-            clear_untrusted_proxy_headers=True, ident="zoho-emulator",
+            app,
+            host=self._host,
+            port=self._port,
+            threads=self._threads,
+            clear_untrusted_proxy_headers=True,
+            ident="zoho-emulator",
         )
         port = self._server.effective_port
         host = self._host if ":" not in self._host else f"[{self._host}]"
@@ -201,9 +205,12 @@ class EmulatorServer:
         """Return a fresh access token, as a token refresh would, for direct HTTP use."""
         response = requests.post(
             self.token_url,
-            data={"grant_type": "refresh_token", "client_id": self.state.client_id,
-                  "client_secret": self.state.client_secret,
-                  "refresh_token": self.state.refresh_token},
+            data={
+                "grant_type": "refresh_token",
+                "client_id": self.state.client_id,
+                "client_secret": self.state.client_secret,
+                "refresh_token": self.state.refresh_token,
+            },
             timeout=10,
         )
         return str(response.json()["access_token"])

@@ -80,7 +80,9 @@ class RecordStore:
                 searchable_before = latest if visible_at <= self._clock() else older
             self._records.setdefault(module, {})[record_id] = stored
             self._index.setdefault(module, {})[record_id] = (
-                self._clock() + search_lag_seconds, copy.deepcopy(stored), searchable_before
+                self._clock() + search_lag_seconds,
+                copy.deepcopy(stored),
+                searchable_before,
             )
             self._save(module, stored)
 

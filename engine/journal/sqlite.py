@@ -262,8 +262,14 @@ class SqliteJournal(Journal):
                 "INSERT INTO events (event_id, event_type, account_key, sim_keys, received_at, "
                 "updated_at, event_time, outcome, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (event_id) DO NOTHING",
-                (*_facts_columns(facts), now, now, _time_text(facts.event_time),
-                 EventOutcome.RECEIVED, _body_text(facts.body)),
+                (
+                    *_facts_columns(facts),
+                    now,
+                    now,
+                    _time_text(facts.event_time),
+                    EventOutcome.RECEIVED,
+                    _body_text(facts.body),
+                ),
             )
 
     def start_attempt(self, facts: EventFacts) -> tuple[JournalEntry, bool]:
@@ -300,9 +306,7 @@ class SqliteJournal(Journal):
                 "SELECT steps FROM events WHERE event_id = ?", (event_id,)
             ).fetchone()
             if row is not None:
-                steps = [
-                    step for step in json.loads(row[0]) if step["step_id"] != result.step_id
-                ]
+                steps = [step for step in json.loads(row[0]) if step["step_id"] != result.step_id]
                 steps.append(_step_to_json(result))
                 connection.execute(
                     "UPDATE events SET steps = ?, updated_at = ? WHERE event_id = ?",
@@ -395,8 +399,15 @@ class SqliteJournal(Journal):
             "attempts = attempts + excluded.attempts, "
             "outcome = excluded.outcome, "
             "body = coalesce(excluded.body, body)",
-            (*_facts_columns(facts), now, now, _time_text(facts.event_time), attempts, outcome,
-             _body_text(facts.body)),
+            (
+                *_facts_columns(facts),
+                now,
+                now,
+                _time_text(facts.event_time),
+                attempts,
+                outcome,
+                _body_text(facts.body),
+            ),
         )
 
     def list_events(

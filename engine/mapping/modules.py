@@ -122,8 +122,9 @@ def _read_field(
         return None
 
     length = data.get("length", DEFAULT_LENGTHS.get(str(field_type)))
-    if length is not None and (not isinstance(length, int) or isinstance(length, bool)
-                               or length < 1):
+    if length is not None and (
+        not isinstance(length, int) or isinstance(length, bool) or length < 1
+    ):
         findings.append(
             document.finding(
                 (*path, "length"),

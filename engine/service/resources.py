@@ -185,8 +185,7 @@ def _require_json_content_type(req: falcon.Request) -> None:
     if not is_json:
         media_type_text = media_type or "none"
         raise UnsupportedMediaTypeError(
-            f"Content-Type {media_type_text!r} is not supported: send the event as "
-            "application/json"
+            f"Content-Type {media_type_text!r} is not supported: send the event as application/json"
         )
 
     # JSON exchanged between systems must be UTF-8 (RFC 8259, section 8.1), and the body is

@@ -128,8 +128,7 @@ def api_domain_problem(api_domain: str, *, allow_http: bool) -> str | None:
         return "is not an https URL" if not allow_http else "is not an http or https URL"
     if not parts.hostname or any(char.isspace() for char in api_domain):
         return "has no valid host name"
-    if parts.username is not None or parts.path not in ("", "/") or parts.query \
-            or parts.fragment:
+    if parts.username is not None or parts.path not in ("", "/") or parts.query or parts.fragment:
         return "has more than a scheme, host and port"
     return None
 
@@ -335,8 +334,10 @@ class TokenManager:
                 # refresh on their own until the file can be written again.
                 logger.warning(
                     "failed to write the Zoho token file, so the new token is kept in memory only",
-                    extra={"token_file": str(self._settings.token_file),
-                           "error": exc.strerror or type(exc).__name__},
+                    extra={
+                        "token_file": str(self._settings.token_file),
+                        "error": exc.strerror or type(exc).__name__,
+                    },
                 )
             return self._token
         finally:
@@ -376,8 +377,11 @@ class TokenManager:
         ZOHO_CALLS.labels(operation="token", status=str(response.status_code)).inc()
         logger.debug(
             "Zoho token refresh",
-            extra={"operation": "token", "status": response.status_code,
-                   "duration_seconds": round(elapsed, 3)},
+            extra={
+                "operation": "token",
+                "status": response.status_code,
+                "duration_seconds": round(elapsed, 3),
+            },
         )
         if response.status_code == 429 or _is_throttle_text(response.text):
             raise _throttled(response.headers.get("Retry-After"))
@@ -405,7 +409,9 @@ class TokenManager:
             )
 
         token = parse_token_response(
-            parsed, now=self._clock(), previous_api_domain=self.api_domain,
+            parsed,
+            now=self._clock(),
+            previous_api_domain=self.api_domain,
             allow_http=self._allow_http,
         )
         logger.info(

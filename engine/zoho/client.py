@@ -154,15 +154,18 @@ class ZohoClient:
         for page in range(1, MAX_SEARCH_PAGES + 1):
             params = {"criteria": criteria, "page": page, "per_page": SEARCH_PAGE_SIZE}
             body = self._call(
-                "search", "GET", f"{module}/search", module=module, params=params,
-                idempotent=True, deadline=deadline,
+                "search",
+                "GET",
+                f"{module}/search",
+                module=module,
+                params=params,
+                idempotent=True,
+                deadline=deadline,
             )
             if body is None:
                 break
             records = _record_list(body, "search", module)
-            matches.extend(
-                record for record in records if values_equal(record.get(field), value)
-            )
+            matches.extend(record for record in records if values_equal(record.get(field), value))
             info = body.get("info")
             if not (isinstance(info, dict) and info.get("more_records")):
                 break
@@ -174,8 +177,12 @@ class ZohoClient:
         """Return the record with this id, or `None` when Zoho has none (HTTP 204)."""
         _check_record_id(record_id)
         body = self._call(
-            "get", "GET", f"{module}/{record_id}", module=module,
-            idempotent=True, deadline=deadline,
+            "get",
+            "GET",
+            f"{module}/{record_id}",
+            module=module,
+            idempotent=True,
+            deadline=deadline,
         )
         if body is None:
             return None
@@ -193,8 +200,16 @@ class ZohoClient:
         connection. After a timeout, a reset or a 5xx, Zoho may have created the record already.
         """
         body = self._write_body(records)
-        return self._write("insert", "POST", module, module, body, idempotent=False,
-                           deadline=deadline, count=len(records))
+        return self._write(
+            "insert",
+            "POST",
+            module,
+            module,
+            body,
+            idempotent=False,
+            deadline=deadline,
+            count=len(records),
+        )
 
     def update(
         self, module: str, records: Sequence[Mapping[str, Any]], *, deadline: float | None = None
@@ -203,8 +218,16 @@ class ZohoClient:
         for record in records:
             _check_record_id(record.get("id"))
         body = self._write_body(records)
-        return self._write("update", "PUT", module, module, body, idempotent=True,
-                           deadline=deadline, count=len(records))
+        return self._write(
+            "update",
+            "PUT",
+            module,
+            module,
+            body,
+            idempotent=True,
+            deadline=deadline,
+            count=len(records),
+        )
 
     def upsert(
         self,
@@ -223,8 +246,16 @@ class ZohoClient:
             raise ValueError("upsert needs at least one duplicate check field")
         body = self._write_body(records)
         body["duplicate_check_fields"] = list(duplicate_check_fields)
-        return self._write("upsert", "POST", module, f"{module}/upsert", body, idempotent=True,
-                           deadline=deadline, count=len(records))
+        return self._write(
+            "upsert",
+            "POST",
+            module,
+            f"{module}/upsert",
+            body,
+            idempotent=True,
+            deadline=deadline,
+            count=len(records),
+        )
 
     # Readiness and lifecycle
 
@@ -237,11 +268,21 @@ class ZohoClient:
         The token check runs on every call, but it refreshes only when the cached token is about
         to expire.
         """
-        report: dict[str, Any] = {"ready": False, "token": "failed", "api": "unchecked",
-                                  "api_domain": self.api_domain}
+        report: dict[str, Any] = {
+            "ready": False,
+            "token": "failed",
+            "api": "unchecked",
+            "api_domain": self.api_domain,
+        }
         try:
-            call_with_retries(self._tokens.current, operation="token", idempotent=True,
-                              deadline=time.monotonic(), policy=self._policy, sleep=self._sleep)
+            call_with_retries(
+                self._tokens.current,
+                operation="token",
+                idempotent=True,
+                deadline=time.monotonic(),
+                policy=self._policy,
+                sleep=self._sleep,
+            )
         except ZohoError as exc:
             if isinstance(exc, ZohoAuthError):
                 self._forget_readiness()
@@ -283,8 +324,16 @@ class ZohoClient:
     def _probe(self, module: str, field: str) -> None:
         """Send one search with no retry, so a readiness check takes at most one call."""
         params = {"criteria": equals_criteria(field, "readiness probe"), "page": 1, "per_page": 1}
-        self._call("search", "GET", f"{module}/search", module=module, params=params,
-                   idempotent=True, deadline=None, policy=SINGLE_ATTEMPT)
+        self._call(
+            "search",
+            "GET",
+            f"{module}/search",
+            module=module,
+            params=params,
+            idempotent=True,
+            deadline=None,
+            policy=SINGLE_ATTEMPT,
+        )
 
     def close(self) -> None:
         if self._owns_session:
@@ -323,8 +372,14 @@ class ZohoClient:
         count: int,
     ) -> list[RecordResult]:
         response = self._call(
-            operation, method, path, module=module, json_body=body,
-            idempotent=idempotent, deadline=deadline, per_record=True,
+            operation,
+            method,
+            path,
+            module=module,
+            json_body=body,
+            idempotent=idempotent,
+            deadline=deadline,
+            per_record=True,
         )
         if response is None:
             raise ZohoRequestError(f"Zoho CRM {operation} on {module} returned HTTP 204")
@@ -335,8 +390,10 @@ class ZohoClient:
                 f"Zoho CRM {operation} on {module} returned {len(elements)} results "
                 f"for {count} records" + (f", the first with code {code}" if code else "")
             )
-        return [RecordResult.from_element(element, operation=operation, module=module)
-                for element in elements]
+        return [
+            RecordResult.from_element(element, operation=operation, module=module)
+            for element in elements
+        ]
 
     def _call(
         self,
@@ -356,21 +413,28 @@ class ZohoClient:
 
         def attempt() -> dict[str, Any] | None:
             token = self._tokens.current(deadline=deadline)
-            status, body, retry_after = self._send(operation, method, path, module, token,
-                                                   params, json_body, deadline)
+            status, body, retry_after = self._send(
+                operation, method, path, module, token, params, json_body, deadline
+            )
             code = _error_code(body)
             if status == 401 and classify(401, code).action is RetryAction.REFRESH_TOKEN:
                 token = self._tokens.replace_rejected(token, deadline=deadline)
-                status, body, retry_after = self._send(operation, method, path, module, token,
-                                                       params, json_body, deadline)
+                status, body, retry_after = self._send(
+                    operation, method, path, module, token, params, json_body, deadline
+                )
                 code = _error_code(body)
-            return self._interpret(operation, module, status, body, code, retry_after,
-                                   per_record=per_record)
+            return self._interpret(
+                operation, module, status, body, code, retry_after, per_record=per_record
+            )
 
         try:
             return call_with_retries(
-                attempt, operation=operation, idempotent=idempotent, deadline=deadline,
-                policy=policy or self._policy, sleep=self._sleep,
+                attempt,
+                operation=operation,
+                idempotent=idempotent,
+                deadline=deadline,
+                policy=policy or self._policy,
+                sleep=self._sleep,
             )
         except ZohoAuthError:
             self._forget_readiness()
@@ -450,8 +514,12 @@ class ZohoClient:
         ZOHO_CALL_SECONDS.labels(operation=operation).observe(elapsed)
         logger.debug(
             "Zoho call",
-            extra={"operation": operation, "zoho_module": module, "status": status,
-                   "duration_seconds": round(elapsed, 3)},
+            extra={
+                "operation": operation,
+                "zoho_module": module,
+                "status": status,
+                "duration_seconds": round(elapsed, 3),
+            },
         )
 
     def _interpret(
@@ -468,8 +536,13 @@ class ZohoClient:
         if 200 <= status < 300:
             return body
         # A write batch where records failed comes back as 400 with one result per record.
-        if per_record and status == 400 and body is not None and "code" not in body \
-                and isinstance(body.get("data"), list):
+        if (
+            per_record
+            and status == 400
+            and body is not None
+            and "code" not in body
+            and isinstance(body.get("data"), list)
+        ):
             return body
 
         rule = classify(status, code)

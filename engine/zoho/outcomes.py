@@ -105,8 +105,13 @@ OUTCOMES: tuple[OutcomeRule, ...] = (
     OutcomeRule(401, "AUTHENTICATION_FAILURE", REFRESH, ZohoAuthError, DATA_CENTER_HINT),
     OutcomeRule(401, "OAUTH_SCOPE_MISMATCH", FAIL, ZohoAuthError, SCOPES_HINT),
     OutcomeRule(401, None, FAIL, ZohoAuthError, DATA_CENTER_HINT),
-    OutcomeRule(403, "NO_PERMISSION", FAIL, ZohoAuthError,
-                "give the Zoho user of the refresh token a profile that may write the module"),
+    OutcomeRule(
+        403,
+        "NO_PERMISSION",
+        FAIL,
+        ZohoAuthError,
+        "give the Zoho user of the refresh token a profile that may write the module",
+    ),
     OutcomeRule(403, None, FAIL, ZohoRequestError, "the Zoho edition or profile lacks a feature"),
     OutcomeRule(404, None, FAIL, ZohoRequestError, "check ZOHO_CRM_API_DOMAIN and the module"),
     OutcomeRule(405, None, FAIL, ZohoRequestError, "the client used a wrong HTTP method"),
@@ -117,25 +122,53 @@ OUTCOMES: tuple[OutcomeRule, ...] = (
     OutcomeRule(503, None, RETRY_IF_IDEMPOTENT, ZohoUnavailableError, "Zoho is unavailable"),
     OutcomeRule(504, None, RETRY_IF_IDEMPOTENT, ZohoUnavailableError, "Zoho's gateway timed out"),
     # No response: a refused connection never reached Zoho, the others may have.
-    OutcomeRule(None, None, RETRY, ZohoUnavailableError, "Zoho refused the connection",
-                Transport.CONNECTION_REFUSED),
-    OutcomeRule(None, None, RETRY_IF_IDEMPOTENT, ZohoUnavailableError,
-                "the connection was reset", Transport.CONNECTION_RESET),
-    OutcomeRule(None, None, RETRY_IF_IDEMPOTENT, ZohoUnavailableError,
-                "the connection failed", Transport.CONNECTION_ERROR),
-    OutcomeRule(None, None, RETRY_IF_IDEMPOTENT, ZohoUnavailableError,
-                "the call timed out", Transport.TIMEOUT),
-    OutcomeRule(None, None, RETRY_IF_IDEMPOTENT, ZohoUnavailableError,
-                "the response was not Zoho's JSON", Transport.INVALID_RESPONSE),
+    OutcomeRule(
+        None,
+        None,
+        RETRY,
+        ZohoUnavailableError,
+        "Zoho refused the connection",
+        Transport.CONNECTION_REFUSED,
+    ),
+    OutcomeRule(
+        None,
+        None,
+        RETRY_IF_IDEMPOTENT,
+        ZohoUnavailableError,
+        "the connection was reset",
+        Transport.CONNECTION_RESET,
+    ),
+    OutcomeRule(
+        None,
+        None,
+        RETRY_IF_IDEMPOTENT,
+        ZohoUnavailableError,
+        "the connection failed",
+        Transport.CONNECTION_ERROR,
+    ),
+    OutcomeRule(
+        None,
+        None,
+        RETRY_IF_IDEMPOTENT,
+        ZohoUnavailableError,
+        "the call timed out",
+        Transport.TIMEOUT,
+    ),
+    OutcomeRule(
+        None,
+        None,
+        RETRY_IF_IDEMPOTENT,
+        ZohoUnavailableError,
+        "the response was not Zoho's JSON",
+        Transport.INVALID_RESPONSE,
+    ),
 )
 
 # Statuses that no row names: 5xx behaves like 500, any other 4xx like a request problem.
 FALLBACK_SERVER_ERROR = OutcomeRule(
     500, None, RETRY_IF_IDEMPOTENT, ZohoUnavailableError, "Zoho returned a server error"
 )
-FALLBACK_CLIENT_ERROR = OutcomeRule(
-    400, None, FAIL, ZohoRequestError, "Zoho rejected the request"
-)
+FALLBACK_CLIENT_ERROR = OutcomeRule(400, None, FAIL, ZohoRequestError, "Zoho rejected the request")
 
 
 def classify(

@@ -104,8 +104,9 @@ class Stack:
     processor: EventProcessor
 
     def writes(self) -> list[dict[str, Any]]:
-        return [entry for entry in self.emulator.request_log()
-                if entry["operation"] in WRITE_OPERATIONS]
+        return [
+            entry for entry in self.emulator.request_log() if entry["operation"] in WRITE_OPERATIONS
+        ]
 
     def records(self, module: str) -> list[dict[str, Any]]:
         return self.emulator.records(module)

@@ -158,7 +158,9 @@ def test_killed_mid_event_then_resent(
     assert again.json()["outcome"] == "duplicate"
     assert len(emulator.records("Contacts")) == 1
     assert len(emulator.records("SIM_Cards")) == 1
-    assert (comparable(emulator.records("Contacts")),
-            comparable(emulator.records("SIM_Cards"))) == expected
+    assert (
+        comparable(emulator.records("Contacts")),
+        comparable(emulator.records("SIM_Cards")),
+    ) == expected
     assert entry is not None
     assert (entry.outcome, entry.attempts) == (EventOutcome.PROCESSED, 2)

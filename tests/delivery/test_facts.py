@@ -14,16 +14,25 @@ from .stack import make_event
 EVENT_ID = "3f1c7a52-0000-4000-8000-000000000001"
 
 
-def keyed_step(step_id: str, module: str, field: str, value: Any, *,
-               skip_reason: str | None = None) -> Step:
-    return Step(id=step_id, action=Action.FIND_OR_CREATE, module=module,
-                strategy=Strategy.UPSERT, match=RecordMatch(field, value, None),
-                skip_reason=skip_reason)
+def keyed_step(
+    step_id: str, module: str, field: str, value: Any, *, skip_reason: str | None = None
+) -> Step:
+    return Step(
+        id=step_id,
+        action=Action.FIND_OR_CREATE,
+        module=module,
+        strategy=Strategy.UPSERT,
+        match=RecordMatch(field, value, None),
+        skip_reason=skip_reason,
+    )
 
 
 def plan_of(*steps: Step) -> Plan:
-    keys = tuple(RecordKey(step.module, step.match.field, step.match.value)
-                 for step in steps if step.match is not None and step.skip_reason is None)
+    keys = tuple(
+        RecordKey(step.module, step.match.field, step.match.value)
+        for step in steps
+        if step.match is not None and step.skip_reason is None
+    )
     return Plan(event_id=EVENT_ID, event_type="SIM/Replaced", steps=steps, record_keys=keys)
 
 
@@ -31,19 +40,34 @@ def plan_of(*steps: Step) -> Plan:
     ("plan", "account_key", "sim_keys"),
     [
         pytest.param(
-            plan_of(keyed_step("account", "Accounts", "Account_Number", "ACC-7"),
-                    keyed_step("device", "Devices", "Serial", 42),
-                    keyed_step("spare", "Devices", "Serial", 43)),
-            "ACC-7", ("42", "43"), id="other modules and key fields"),
+            plan_of(
+                keyed_step("account", "Accounts", "Account_Number", "ACC-7"),
+                keyed_step("device", "Devices", "Serial", 42),
+                keyed_step("spare", "Devices", "Serial", 43),
+            ),
+            "ACC-7",
+            ("42", "43"),
+            id="other modules and key fields",
+        ),
         pytest.param(
-            plan_of(keyed_step("contact", "Contacts", "I_PB", "x@msisdn", skip_reason="off"),
-                    keyed_step("sim", "SIM_Cards", "I_SIM_Card", 3793)),
-            None, ("3793",), id="skipped first step leaves no account key"),
+            plan_of(
+                keyed_step("contact", "Contacts", "I_PB", "x@msisdn", skip_reason="off"),
+                keyed_step("sim", "SIM_Cards", "I_SIM_Card", 3793),
+            ),
+            None,
+            ("3793",),
+            id="skipped first step leaves no account key",
+        ),
         pytest.param(
-            plan_of(keyed_step("contact", "Contacts", "I_PB", "x@msisdn"),
-                    keyed_step("sim", "SIM_Cards", "I_SIM_Card", 3793),
-                    keyed_step("again", "SIM_Cards", "I_SIM_Card", 3793)),
-            "x@msisdn", ("3793",), id="repeated key listed once"),
+            plan_of(
+                keyed_step("contact", "Contacts", "I_PB", "x@msisdn"),
+                keyed_step("sim", "SIM_Cards", "I_SIM_Card", 3793),
+                keyed_step("again", "SIM_Cards", "I_SIM_Card", 3793),
+            ),
+            "x@msisdn",
+            ("3793",),
+            id="repeated key listed once",
+        ),
     ],
 )
 def test_plan_facts_follow_record_keys(

@@ -48,10 +48,19 @@ def client(emulator: EmulatorServer, tmp_path: Path) -> Iterator[falcon.testing.
 def test_rate_limit_storm_then_recovery(
     client: falcon.testing.TestClient, emulator: EmulatorServer
 ) -> None:
-    emulator.add_fault(kind="status", status=429, count=10_000, operation="upsert",
-                       headers={"Retry-After": "2"},
-                       body={"code": "TOO_MANY_REQUESTS", "message": "too many requests",
-                             "status": "error", "details": {}})
+    emulator.add_fault(
+        kind="status",
+        status=429,
+        count=10_000,
+        operation="upsert",
+        headers={"Retry-After": "2"},
+        body={
+            "code": "TOO_MANY_REQUESTS",
+            "message": "too many requests",
+            "status": "error",
+            "details": {},
+        },
+    )
     event = make_event("storm-1", "SIM/Created")
 
     limited = client.simulate_post("/process-event", json=event, headers=HEADERS)
@@ -74,8 +83,9 @@ def test_rate_limit_storm_then_recovery(
 def test_stale_event_answered_2xx(
     client: falcon.testing.TestClient, emulator: EmulatorServer
 ) -> None:
-    client.simulate_post("/process-event", headers=HEADERS,
-                         json=make_event("newer", at=timedelta(minutes=1)))
+    client.simulate_post(
+        "/process-event", headers=HEADERS, json=make_event("newer", at=timedelta(minutes=1))
+    )
 
     stale = client.simulate_post("/process-event", json=make_event("older"), headers=HEADERS)
 

@@ -29,8 +29,12 @@ def far_deadline() -> float:
         pytest.param([CONTACT_A], [CONTACT_A], True, id="same key is busy"),
         pytest.param([CONTACT_A], [CONTACT_B], False, id="other key is free"),
         pytest.param([CONTACT_A, SIM], [CONTACT_B, SIM], True, id="shared SIM key is busy"),
-        pytest.param([SIM], [RecordKey("SIM_Cards", "I_SIM_Card", "3793")], True,
-                     id="numeric key as text is the same key"),
+        pytest.param(
+            [SIM],
+            [RecordKey("SIM_Cards", "I_SIM_Card", "3793")],
+            True,
+            id="numeric key as text is the same key",
+        ),
     ],
 )
 @pytest.mark.parametrize("across_processes", [False, True], ids=["threads", "lock files"])

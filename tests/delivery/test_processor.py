@@ -73,10 +73,20 @@ def test_answer_lists_steps(stack: Stack) -> None:
         "event_type": "SIM/Created",
         "outcome": "processed",
         "steps": [
-            {"step": "contact", "module": "Contacts", "action": "find_or_create",
-             "outcome": "created", "record_id": contact_id},
-            {"step": "sim", "module": "SIM_Cards", "action": "find_or_create",
-             "outcome": "created", "record_id": sim_id},
+            {
+                "step": "contact",
+                "module": "Contacts",
+                "action": "find_or_create",
+                "outcome": "created",
+                "record_id": contact_id,
+            },
+            {
+                "step": "sim",
+                "module": "SIM_Cards",
+                "action": "find_or_create",
+                "outcome": "created",
+                "record_id": sim_id,
+            },
         ],
     }
 
@@ -94,8 +104,12 @@ def test_record_ids_learned(stack: Stack) -> None:
 @pytest.mark.slow
 def test_concurrent_events_one_new_account(stack: Stack) -> None:
     stack.emulator.update_settings(search_lag_seconds=60.0)
-    events = [make_event(f"e-{number}", "SIM/Created", at=timedelta(seconds=number),
-                         i_sim_card=4000 + number) for number in range(20)]
+    events = [
+        make_event(
+            f"e-{number}", "SIM/Created", at=timedelta(seconds=number), i_sim_card=4000 + number
+        )
+        for number in range(20)
+    ]
     outcomes: list[str] = []
     errors: list[BaseException] = []
 
@@ -139,12 +153,14 @@ def test_created_then_updated_under_search_lag(stack: Stack) -> None:
 
 
 def test_older_event_after_newer_is_stale(stack: Stack) -> None:
-    stack.processor.process(make_event("newer", at=timedelta(minutes=5), product_name="Gold",
-                                       sim_status="used"))
+    stack.processor.process(
+        make_event("newer", at=timedelta(minutes=5), product_name="Gold", sim_status="used")
+    )
     writes_before = len(stack.writes())
 
-    older = stack.processor.process(make_event("older", product_name="Bronze",
-                                               sim_status="available"))
+    older = stack.processor.process(
+        make_event("older", product_name="Bronze", sim_status="available")
+    )
     entry = stack.journal.get(eid("older"))
 
     assert older.outcome == "stale"
@@ -169,8 +185,9 @@ def test_far_future_time_is_not_remembered(stack: Stack) -> None:
     future["created_at"] = FAR_FUTURE
     stack.processor.process(future)
 
-    later = stack.processor.process(make_event("later", at=timedelta(minutes=5),
-                                               product_name="Silver"))
+    later = stack.processor.process(
+        make_event("later", at=timedelta(minutes=5), product_name="Silver")
+    )
     older = stack.processor.process(make_event("older", product_name="Bronze"))
 
     assert later.outcome == "processed"
@@ -183,11 +200,17 @@ def test_remembered_far_future_time_is_replaced(stack: Stack) -> None:
     # A journal written before the skew check existed can remember a far-future time.
     stack.processor.process(make_event("first", product_name="Gold"))
     result = StepResult("contact", "Contacts", Action.FIND_OR_CREATE, Outcome.UPDATED, None)
-    stack.journal.record_step(eid("first"), result, key=CONTACT_KEY,
-                              event_time=datetime.fromisoformat(FAR_FUTURE), applied=True)
+    stack.journal.record_step(
+        eid("first"),
+        result,
+        key=CONTACT_KEY,
+        event_time=datetime.fromisoformat(FAR_FUTURE),
+        applied=True,
+    )
 
-    later = stack.processor.process(make_event("later", at=timedelta(minutes=5),
-                                               product_name="Silver"))
+    later = stack.processor.process(
+        make_event("later", at=timedelta(minutes=5), product_name="Silver")
+    )
     older = stack.processor.process(make_event("older", product_name="Bronze"))
 
     assert later.outcome == "processed"
@@ -231,13 +254,24 @@ def test_moved_sim_stays_with_newer_account(stack: Stack) -> None:
     # Account B's SIM/Replaced (newer) takes SIM 3793; account A's older SIM/Updated arrives late.
     stack.processor.process(make_event("a-first", account="a@msisdn", i_sim_card=3793))
     stack.processor.process(
-        make_event("b-replaced", "SIM/Replaced", at=timedelta(minutes=10), account="b@msisdn",
-                   i_sim_card=3793, prev_i_sim_card=5000)
+        make_event(
+            "b-replaced",
+            "SIM/Replaced",
+            at=timedelta(minutes=10),
+            account="b@msisdn",
+            i_sim_card=3793,
+            prev_i_sim_card=5000,
+        )
     )
 
     late = stack.processor.process(
-        make_event("a-late", at=timedelta(minutes=5), account="a@msisdn", i_sim_card=3793,
-                   product_name="Late product")
+        make_event(
+            "a-late",
+            at=timedelta(minutes=5),
+            account="a@msisdn",
+            i_sim_card=3793,
+            product_name="Late product",
+        )
     )
     contacts = {contact["I_PB"]: contact for contact in stack.records("Contacts")}
     sims = {sim["I_SIM_Card"]: sim for sim in stack.records("SIM_Cards")}
@@ -250,11 +284,21 @@ def test_moved_sim_stays_with_newer_account(stack: Stack) -> None:
     assert sims[5000].get("Related_Contact") is None
 
 
-def test_second_step_fails_then_resumes(stack: Stack, emulator: EmulatorServer,
-                                        tmp_path: Path) -> None:
-    stack.emulator.add_fault(kind="status", status=500, count=100, module="SIM_Cards",
-                             body={"code": "INTERNAL_ERROR", "message": "internal error",
-                                   "status": "error", "details": {}})
+def test_second_step_fails_then_resumes(
+    stack: Stack, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    stack.emulator.add_fault(
+        kind="status",
+        status=500,
+        count=100,
+        module="SIM_Cards",
+        body={
+            "code": "INTERNAL_ERROR",
+            "message": "internal error",
+            "status": "error",
+            "details": {},
+        },
+    )
     event = make_event("e-1", "SIM/Created")
 
     with pytest.raises(ZohoUnavailableError) as failure:
@@ -286,14 +330,30 @@ def test_second_step_fails_then_resumes(stack: Stack, emulator: EmulatorServer,
 
 @pytest.mark.slow
 def test_rate_limit_storm_loses_no_event(stack: Stack) -> None:
-    stack.emulator.add_fault(kind="status", status=429, count=10_000, operation="upsert",
-                             body={"code": "TOO_MANY_REQUESTS", "message": "too many requests",
-                                   "status": "error", "details": {}},
-                             headers={"Retry-After": "1"})
+    stack.emulator.add_fault(
+        kind="status",
+        status=429,
+        count=10_000,
+        operation="upsert",
+        body={
+            "code": "TOO_MANY_REQUESTS",
+            "message": "too many requests",
+            "status": "error",
+            "details": {},
+        },
+        headers={"Retry-After": "1"},
+    )
     stack.processor.budget_seconds = 1.0
-    events = [make_event(f"e-{number}", "SIM/Created", at=timedelta(seconds=number),
-                         account=f"{number}@msisdn", i_sim_card=6000 + number)
-              for number in range(10)]
+    events = [
+        make_event(
+            f"e-{number}",
+            "SIM/Created",
+            at=timedelta(seconds=number),
+            account=f"{number}@msisdn",
+            i_sim_card=6000 + number,
+        )
+        for number in range(10)
+    ]
 
     errors = []
     for event in events:
@@ -304,8 +364,9 @@ def test_rate_limit_storm_loses_no_event(stack: Stack) -> None:
     stack.emulator.clear_faults()
     replayed = [stack.processor.replay(entry.event_id) for entry in reversed(failed)]
 
-    assert [error.retry_after is not None and error.retry_after >= 1 for error in errors] == \
-        [True] * 10
+    assert [error.retry_after is not None and error.retry_after >= 1 for error in errors] == [
+        True
+    ] * 10
     assert len(failed) == 10
     assert {result.outcome for result in replayed} == {"processed"}
     assert len(stack.records("Contacts")) == 10
@@ -322,7 +383,9 @@ def test_invalid_event_journaled_as_failed(stack: Stack) -> None:
 
     assert entry is not None
     assert (entry.outcome, entry.attempts, entry.error_code) == (
-        EventOutcome.FAILED, 1, "invalid_event"
+        EventOutcome.FAILED,
+        1,
+        "invalid_event",
     )
     assert entry.body == event
     assert stack.emulator.request_log() == []
@@ -433,8 +496,11 @@ def search_stack(emulator: EmulatorServer, tmp_path: Path):
     shutil.copytree(REPO / "mappings", mappings)
     modules = mappings / "modules.yaml"
     text = modules.read_text().replace("strategy: upsert", "strategy: search")
-    modules.write_text(text.replace("    duplicate_check_fields: [I_PB]\n", "").replace(
-        "    duplicate_check_fields: [I_SIM_Card]\n", ""))
+    modules.write_text(
+        text.replace("    duplicate_check_fields: [I_PB]\n", "").replace(
+            "    duplicate_check_fields: [I_SIM_Card]\n", ""
+        )
+    )
     built = build_stack(emulator, tmp_path, mappings_dir=mappings)
     yield built
     built.journal.close()
@@ -474,8 +540,11 @@ def no_unique_search_stack(tmp_path: Path) -> Iterator[Stack]:
     shutil.copytree(REPO / "mappings", mappings)
     modules = mappings / "modules.yaml"
     text = modules.read_text().replace("strategy: upsert", "strategy: search")
-    modules.write_text(text.replace("    duplicate_check_fields: [I_PB]\n", "").replace(
-        "    duplicate_check_fields: [I_SIM_Card]\n", ""))
+    modules.write_text(
+        text.replace("    duplicate_check_fields: [I_PB]\n", "").replace(
+            "    duplicate_check_fields: [I_SIM_Card]\n", ""
+        )
+    )
     crm_modules = mappings / "crm-modules.yaml"
     definitions = crm_modules.read_text()
     assert ", unique: true}" in definitions

@@ -227,7 +227,11 @@ def test_sandbox_quick_start_prints_working_curl(tmp_path: Path, given_token: st
         records_url = service.wait_for(r"curl -sS (http://\S+/__emulator/records/Contacts)")
         # A shell runs the line, as for a user who copies it, so `$API_TOKEN` expands.
         sent = subprocess.run(
-            ["bash", "-c", curl_line], cwd=ROOT, env=env, capture_output=True, text=True,
+            ["bash", "-c", curl_line],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=60,
         )
         contacts = requests.get(records_url.group(1), timeout=10).json()["data"]
@@ -272,7 +276,9 @@ HOST_OPTION_OVERRIDDEN = r"WARN .*--host 0\.0\.0\.0 is overridden with 127\.0\.0
         # Configuration warnings come before the sandbox warning, and the --host one after it.
         pytest.param("0.0.0.0", (), [HOST_OVERRIDDEN, NO_CREDENTIALS_WARNING], id="HOST"),
         pytest.param(
-            "", ("--host", "0.0.0.0"), [NO_CREDENTIALS_WARNING, HOST_OPTION_OVERRIDDEN],
+            "",
+            ("--host", "0.0.0.0"),
+            [NO_CREDENTIALS_WARNING, HOST_OPTION_OVERRIDDEN],
             id="--host",
         ),
     ],
@@ -296,7 +302,11 @@ def test_no_credentials_starts_sandbox_on_loopback(
         port = int(url.rsplit(":", 1)[1])
         addresses = listening_addresses(port)
         sent = subprocess.run(
-            ["bash", "-c", curl_line], cwd=ROOT, env=env, capture_output=True, text=True,
+            ["bash", "-c", curl_line],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=60,
         )
         service.process.send_signal(signal.SIGINT)

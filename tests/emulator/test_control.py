@@ -19,8 +19,9 @@ from engine.emulator.store import RecordStore
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def control(emulator: EmulatorServer, method: str, path: str,
-            body: object = None) -> requests.Response:
+def control(
+    emulator: EmulatorServer, method: str, path: str, body: object = None
+) -> requests.Response:
     return requests.request(method, f"{emulator.url}/__emulator/{path}", json=body, timeout=10)
 
 
@@ -41,10 +42,17 @@ def test_unknown_setting_rejected(emulator: EmulatorServer) -> None:
 
 
 def test_fault_over_http(emulator: EmulatorServer) -> None:
-    created = control(emulator, "POST", "faults", {
-        "operation": "token", "status": 503, "count": 1,
-        "body": {"code": "INTERNAL_ERROR", "details": {}, "message": "down", "status": "error"},
-    })
+    created = control(
+        emulator,
+        "POST",
+        "faults",
+        {
+            "operation": "token",
+            "status": 503,
+            "count": 1,
+            "body": {"code": "INTERNAL_ERROR", "details": {}, "message": "down", "status": "error"},
+        },
+    )
     first = requests.post(f"{emulator.url}/oauth/v2/token", timeout=10)
     second = requests.post(f"{emulator.url}/oauth/v2/token", timeout=10)
 
@@ -57,51 +65,92 @@ def test_fault_over_http(emulator: EmulatorServer) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        pytest.param({"kind": "explode"}, "fault kind must be one of status, timeout, drop, "
-                     'got "explode"', id="unknown kind"),
-        pytest.param({"count": 0}, "fault count must be an integer of at least 1, got 0",
-                     id="zero count"),
-        pytest.param({"count": "2"}, 'fault count must be an integer of at least 1, got "2"',
-                     id="count as text"),
-        pytest.param({"count": True}, "fault count must be an integer of at least 1, got true",
-                     id="count as boolean"),
+        pytest.param(
+            {"kind": "explode"},
+            'fault kind must be one of status, timeout, drop, got "explode"',
+            id="unknown kind",
+        ),
+        pytest.param(
+            {"count": 0}, "fault count must be an integer of at least 1, got 0", id="zero count"
+        ),
+        pytest.param(
+            {"count": "2"},
+            'fault count must be an integer of at least 1, got "2"',
+            id="count as text",
+        ),
+        pytest.param(
+            {"count": True},
+            "fault count must be an integer of at least 1, got true",
+            id="count as boolean",
+        ),
         pytest.param({"statuz": 500}, "unknown fault key(s): statuz", id="misspelled key"),
-        pytest.param({"status": "abc"},
-                     'fault status must be an HTTP status code from 100 to 599, got "abc"',
-                     id="status as text"),
-        pytest.param({"status": 99},
-                     "fault status must be an HTTP status code from 100 to 599, got 99",
-                     id="status below 100"),
-        pytest.param({"status": 600},
-                     "fault status must be an HTTP status code from 100 to 599, got 600",
-                     id="status above 599"),
-        pytest.param({"kind": "timeout", "hold_seconds": "x"},
-                     'fault hold_seconds must be a number of seconds from 0 to 86400, got "x"',
-                     id="hold seconds as text"),
-        pytest.param({"kind": "timeout", "hold_seconds": -1},
-                     "fault hold_seconds must be a number of seconds from 0 to 86400, got -1",
-                     id="negative hold seconds"),
-        pytest.param({"kind": "timeout", "hold_seconds": 1e308},
-                     "fault hold_seconds must be a number of seconds from 0 to 86400, got 1e+308",
-                     id="huge hold seconds"),
-        pytest.param({"kind": "timeout", "hold_seconds": 10**400},
-                     "fault hold_seconds must be a number of seconds from 0 to 86400, got "
-                     + str(10**400)[:60] + "...", id="integer beyond float range"),
-        pytest.param({"operation": "delete"},
-                     "fault operation must be one of token, insert, update, upsert, get, "
-                     'search, fields or null, got "delete"', id="unknown operation"),
-        pytest.param({"body": "x"}, 'fault body must be a JSON object, an array or null, got "x"',
-                     id="body as text"),
-        pytest.param({"headers": {"Retry-After": 30}},
-                     'fault headers must map header names to single-line strings, '
-                     'got {"Retry-After": 30}', id="header value not text"),
-        pytest.param({"headers": {"X": "a\r\nSet-Cookie: b"}},
-                     "fault headers must map header names to single-line strings, "
-                     'got {"X": "a\\r\\nSet-Cookie: b"}', id="header with line break"),
-        pytest.param({"text": 5}, "fault text must be a string or null, got 5",
-                     id="text not a string"),
-        pytest.param([{"status": 500}], 'the body must be a JSON object, got [{"status": 500}]',
-                     id="array body"),
+        pytest.param(
+            {"status": "abc"},
+            'fault status must be an HTTP status code from 100 to 599, got "abc"',
+            id="status as text",
+        ),
+        pytest.param(
+            {"status": 99},
+            "fault status must be an HTTP status code from 100 to 599, got 99",
+            id="status below 100",
+        ),
+        pytest.param(
+            {"status": 600},
+            "fault status must be an HTTP status code from 100 to 599, got 600",
+            id="status above 599",
+        ),
+        pytest.param(
+            {"kind": "timeout", "hold_seconds": "x"},
+            'fault hold_seconds must be a number of seconds from 0 to 86400, got "x"',
+            id="hold seconds as text",
+        ),
+        pytest.param(
+            {"kind": "timeout", "hold_seconds": -1},
+            "fault hold_seconds must be a number of seconds from 0 to 86400, got -1",
+            id="negative hold seconds",
+        ),
+        pytest.param(
+            {"kind": "timeout", "hold_seconds": 1e308},
+            "fault hold_seconds must be a number of seconds from 0 to 86400, got 1e+308",
+            id="huge hold seconds",
+        ),
+        pytest.param(
+            {"kind": "timeout", "hold_seconds": 10**400},
+            "fault hold_seconds must be a number of seconds from 0 to 86400, got "
+            + str(10**400)[:60]
+            + "...",
+            id="integer beyond float range",
+        ),
+        pytest.param(
+            {"operation": "delete"},
+            "fault operation must be one of token, insert, update, upsert, get, "
+            'search, fields or null, got "delete"',
+            id="unknown operation",
+        ),
+        pytest.param(
+            {"body": "x"},
+            'fault body must be a JSON object, an array or null, got "x"',
+            id="body as text",
+        ),
+        pytest.param(
+            {"headers": {"Retry-After": 30}},
+            'fault headers must map header names to single-line strings, got {"Retry-After": 30}',
+            id="header value not text",
+        ),
+        pytest.param(
+            {"headers": {"X": "a\r\nSet-Cookie: b"}},
+            "fault headers must map header names to single-line strings, "
+            'got {"X": "a\\r\\nSet-Cookie: b"}',
+            id="header with line break",
+        ),
+        pytest.param(
+            {"text": 5}, "fault text must be a string or null, got 5", id="text not a string"
+        ),
+        pytest.param(
+            [{"status": 500}],
+            'the body must be a JSON object, got [{"status": 500}]',
+            id="array body",
+        ),
     ],
 )
 def test_invalid_fault_rejected(spec: object, message: str, emulator: EmulatorServer) -> None:
@@ -115,35 +164,50 @@ def test_invalid_fault_rejected(spec: object, message: str, emulator: EmulatorSe
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        pytest.param({"latency_seconds": -5},
-                     "setting latency_seconds must be a number of seconds from 0 to 86400, "
-                     "got -5", id="negative latency"),
-        pytest.param({"search_lag_seconds": "1"},
-                     "setting search_lag_seconds must be a number of seconds from 0 to 86400, "
-                     'got "1"', id="search lag as text"),
-        pytest.param({"concurrency_limit": "x"},
-                     "setting concurrency_limit must be an integer of at least 0 or null, "
-                     'got "x"', id="concurrency limit as text"),
-        pytest.param({"concurrency_limit": 2.5},
-                     "setting concurrency_limit must be an integer of at least 0 or null, "
-                     "got 2.5", id="fractional concurrency limit"),
-        pytest.param({"token_expires_in": 0},
-                     "setting token_expires_in must be an integer of at least 1, got 0",
-                     id="zero token lifetime"),
-        pytest.param({"omit_api_domain": "yes"},
-                     'setting omit_api_domain must be true or false, got "yes"',
-                     id="flag as text"),
-        pytest.param({"max_active_tokens": None},
-                     "setting max_active_tokens must be an integer of at least 1, got null",
-                     id="null max active tokens"),
-        pytest.param({"latency_seconds": 1, "concurrency_limit": "x"},
-                     "setting concurrency_limit must be an integer of at least 0 or null, "
-                     'got "x"', id="one invalid value among valid ones"),
+        pytest.param(
+            {"latency_seconds": -5},
+            "setting latency_seconds must be a number of seconds from 0 to 86400, got -5",
+            id="negative latency",
+        ),
+        pytest.param(
+            {"search_lag_seconds": "1"},
+            'setting search_lag_seconds must be a number of seconds from 0 to 86400, got "1"',
+            id="search lag as text",
+        ),
+        pytest.param(
+            {"concurrency_limit": "x"},
+            'setting concurrency_limit must be an integer of at least 0 or null, got "x"',
+            id="concurrency limit as text",
+        ),
+        pytest.param(
+            {"concurrency_limit": 2.5},
+            "setting concurrency_limit must be an integer of at least 0 or null, got 2.5",
+            id="fractional concurrency limit",
+        ),
+        pytest.param(
+            {"token_expires_in": 0},
+            "setting token_expires_in must be an integer of at least 1, got 0",
+            id="zero token lifetime",
+        ),
+        pytest.param(
+            {"omit_api_domain": "yes"},
+            'setting omit_api_domain must be true or false, got "yes"',
+            id="flag as text",
+        ),
+        pytest.param(
+            {"max_active_tokens": None},
+            "setting max_active_tokens must be an integer of at least 1, got null",
+            id="null max active tokens",
+        ),
+        pytest.param(
+            {"latency_seconds": 1, "concurrency_limit": "x"},
+            'setting concurrency_limit must be an integer of at least 0 or null, got "x"',
+            id="one invalid value among valid ones",
+        ),
         pytest.param([1], "the body must be a JSON object, got [1]", id="array body"),
     ],
 )
-def test_invalid_setting_rejected(changes: object, message: str,
-                                  emulator: EmulatorServer) -> None:
+def test_invalid_setting_rejected(changes: object, message: str, emulator: EmulatorServer) -> None:
     before = control(emulator, "GET", "settings").json()
 
     response = control(emulator, "PATCH", "settings", changes)
@@ -154,9 +218,12 @@ def test_invalid_setting_rejected(changes: object, message: str,
 
 
 def test_settings_accept_null_limits(emulator: EmulatorServer) -> None:
-    response = control(emulator, "PATCH", "settings",
-                       {"concurrency_limit": None, "token_limit_per_window": None,
-                        "latency_seconds": 0.5})
+    response = control(
+        emulator,
+        "PATCH",
+        "settings",
+        {"concurrency_limit": None, "token_limit_per_window": None, "latency_seconds": 0.5},
+    )
 
     assert response.status_code == 200
     assert response.json()["concurrency_limit"] is None
@@ -166,8 +233,12 @@ def test_settings_accept_null_limits(emulator: EmulatorServer) -> None:
 
 def test_log_records_and_reset(emulator: EmulatorServer) -> None:
     token = emulator.issue_access_token()
-    requests.post(f"{emulator.url}/crm/v8/Contacts", json={"data": [{"Last_Name": "A"}]},
-                  headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=10)
+    requests.post(
+        f"{emulator.url}/crm/v8/Contacts",
+        json={"data": [{"Last_Name": "A"}]},
+        headers={"Authorization": f"Zoho-oauthtoken {token}"},
+        timeout=10,
+    )
 
     log = control(emulator, "GET", "log").json()["requests"]
     records = control(emulator, "GET", "records/Contacts").json()["data"]
@@ -187,11 +258,21 @@ def test_tokens_expire_and_revoke_over_http(emulator: EmulatorServer) -> None:
 
     control(emulator, "POST", "tokens/expire")
     control(emulator, "POST", "tokens/revoke")
-    rejected = requests.get(f"{emulator.url}/crm/v8/Contacts/1",
-                           headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=10)
-    refresh = requests.post(f"{emulator.url}/oauth/v2/token", data={
-        "grant_type": "refresh_token", "client_id": "sandbox-client",
-        "client_secret": "sandbox-secret", "refresh_token": "sandbox-refresh-token"}, timeout=10)
+    rejected = requests.get(
+        f"{emulator.url}/crm/v8/Contacts/1",
+        headers={"Authorization": f"Zoho-oauthtoken {token}"},
+        timeout=10,
+    )
+    refresh = requests.post(
+        f"{emulator.url}/oauth/v2/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": "sandbox-client",
+            "client_secret": "sandbox-secret",
+            "refresh_token": "sandbox-refresh-token",
+        },
+        timeout=10,
+    )
 
     assert rejected.json()["code"] == "INVALID_TOKEN"
     assert refresh.json() == {"error": "invalid_code"}
@@ -207,21 +288,29 @@ def test_state_file_keeps_records(tmp_path: Path) -> None:
     state_file = tmp_path / "emulator.sqlite"
     with EmulatorServer(state_file=state_file) as first:
         token = first.issue_access_token()
-        created = requests.post(f"{first.url}/crm/v8/Contacts",
-                                json={"data": [{"Last_Name": "Kept", "I_PB": "k"}]},
-                                headers={"Authorization": f"Zoho-oauthtoken {token}"},
-                                timeout=10).json()
+        created = requests.post(
+            f"{first.url}/crm/v8/Contacts",
+            json={"data": [{"Last_Name": "Kept", "I_PB": "k"}]},
+            headers={"Authorization": f"Zoho-oauthtoken {token}"},
+            timeout=10,
+        ).json()
     kept_id = created["data"][0]["details"]["id"]
 
     with EmulatorServer(state_file=state_file) as second:
         token = second.issue_access_token()
         headers = {"Authorization": f"Zoho-oauthtoken {token}"}
-        searched = requests.get(f"{second.url}/crm/v8/Contacts/search",
-                                params={"criteria": "(I_PB:equals:k)"}, headers=headers,
-                                timeout=10).json()
-        added = requests.post(f"{second.url}/crm/v8/Contacts",
-                              json={"data": [{"Last_Name": "New"}]}, headers=headers,
-                              timeout=10).json()
+        searched = requests.get(
+            f"{second.url}/crm/v8/Contacts/search",
+            params={"criteria": "(I_PB:equals:k)"},
+            headers=headers,
+            timeout=10,
+        ).json()
+        added = requests.post(
+            f"{second.url}/crm/v8/Contacts",
+            json={"data": [{"Last_Name": "New"}]},
+            headers=headers,
+            timeout=10,
+        ).json()
 
     assert [record["id"] for record in searched["data"]] == [kept_id]
     assert int(added["data"][0]["details"]["id"]) > int(kept_id)
@@ -246,12 +335,13 @@ def test_search_index_catches_up() -> None:
     ("text", "expected"),
     [
         pytest.param(r"(A:equals:x\,y)", Condition("A", "equals", "x,y"), id="escaped comma"),
-        pytest.param(r"(A:equals:c\\d)", Condition("A", "equals", "c\\d"),
-                     id="escaped backslash"),
+        pytest.param(r"(A:equals:c\\d)", Condition("A", "equals", "c\\d"), id="escaped backslash"),
         pytest.param("(A:equals:a:b)", Condition("A", "equals", "a:b"), id="colon in value"),
-        pytest.param("((A:equals:1)and(B:starts_with:2))",
-                     Group("and", (Condition("A", "equals", "1"),
-                                   Condition("B", "starts_with", "2"))), id="and group"),
+        pytest.param(
+            "((A:equals:1)and(B:starts_with:2))",
+            Group("and", (Condition("A", "equals", "1"), Condition("B", "starts_with", "2"))),
+            id="and group",
+        ),
     ],
 )
 def test_parse_criteria(text: str, expected: Condition | Group) -> None:
@@ -273,9 +363,20 @@ def test_parse_criteria_rejects(text: str) -> None:
 
 def test_command_line_serves_until_terminated() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())",
-         "emulator", "--port", "0", "--search-lag", "2"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from engine.cli import main; sys.exit(main())",
+            "emulator",
+            "--port",
+            "0",
+            "--search-lag",
+            "2",
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -297,8 +398,12 @@ def test_restarted_server_keeps_saving(tmp_path: Path) -> None:
     for name in ("Before restart", "After restart"):
         server.start()
         token = server.issue_access_token()
-        requests.post(f"{server.url}/crm/v8/Contacts", json={"data": [{"Last_Name": name}]},
-                      headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=10)
+        requests.post(
+            f"{server.url}/crm/v8/Contacts",
+            json={"data": [{"Last_Name": name}]},
+            headers={"Authorization": f"Zoho-oauthtoken {token}"},
+            timeout=10,
+        )
         server.stop()
 
     with EmulatorServer(state_file=state_file) as reopened:
@@ -311,8 +416,11 @@ def test_restarted_server_keeps_saving(tmp_path: Path) -> None:
     ("fault", "latency_seconds"),
     [
         pytest.param(None, 30.0, id="requests waiting out latency"),
-        pytest.param({"kind": "timeout", "hold_seconds": 30.0, "count": 40}, 0.0,
-                     id="requests held by a timeout fault"),
+        pytest.param(
+            {"kind": "timeout", "hold_seconds": 30.0, "count": 40},
+            0.0,
+            id="requests held by a timeout fault",
+        ),
     ],
 )
 def test_stop_answers_received_requests(
@@ -329,9 +437,11 @@ def test_stop_answers_received_requests(
 
         def call() -> None:
             try:
-                response = requests.get(f"{emulator.url}/crm/v8/Contacts/5725767000000411001",
-                                        headers={"Authorization": f"Zoho-oauthtoken {token}"},
-                                        timeout=60)
+                response = requests.get(
+                    f"{emulator.url}/crm/v8/Contacts/5725767000000411001",
+                    headers={"Authorization": f"Zoho-oauthtoken {token}"},
+                    timeout=60,
+                )
                 statuses.append(response.status_code)
             except requests.RequestException as exc:
                 statuses.append(type(exc).__name__)

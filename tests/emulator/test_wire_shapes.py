@@ -15,8 +15,9 @@ def crm(emulator: EmulatorServer, path: str) -> str:
     return f"{emulator.url}/crm/v8/{path}"
 
 
-def insert(api: requests.Session, emulator: EmulatorServer, module: str,
-           *records: dict[str, Any]) -> requests.Response:
+def insert(
+    api: requests.Session, emulator: EmulatorServer, module: str, *records: dict[str, Any]
+) -> requests.Response:
     return api.post(crm(emulator, module), json={"data": list(records)}, timeout=10)
 
 
@@ -40,50 +41,90 @@ def test_insert_success_shape(emulator: EmulatorServer, api: requests.Session) -
     [
         pytest.param(
             {"Last_Name": "X", "Phone": "call me maybe"},
-            {"code": "INVALID_DATA", "details": {"api_name": "Phone",
-             "json_path": "$.data[0].Phone", "expected_data_type": "phone"},
-             "message": "invalid data", "status": "error"},
+            {
+                "code": "INVALID_DATA",
+                "details": {
+                    "api_name": "Phone",
+                    "json_path": "$.data[0].Phone",
+                    "expected_data_type": "phone",
+                },
+                "message": "invalid data",
+                "status": "error",
+            },
             id="phone with letters",
         ),
         pytest.param(
             {"Last_Name": "X", "Email": "not-an-email"},
-            {"code": "INVALID_DATA", "details": {"api_name": "Email",
-             "json_path": "$.data[0].Email", "expected_data_type": "email"},
-             "message": "invalid data", "status": "error"},
+            {
+                "code": "INVALID_DATA",
+                "details": {
+                    "api_name": "Email",
+                    "json_path": "$.data[0].Email",
+                    "expected_data_type": "email",
+                },
+                "message": "invalid data",
+                "status": "error",
+            },
             id="email without at",
         ),
         pytest.param(
             {"First_Name": "No last name"},
-            {"code": "MANDATORY_NOT_FOUND", "details": {"api_name": "Last_Name",
-             "json_path": "$.data[0].Last_Name"},
-             "message": "required field not found", "status": "error"},
+            {
+                "code": "MANDATORY_NOT_FOUND",
+                "details": {"api_name": "Last_Name", "json_path": "$.data[0].Last_Name"},
+                "message": "required field not found",
+                "status": "error",
+            },
             id="mandatory last name missing",
         ),
         pytest.param(
             {"Last_Name": "x" * 81},
-            {"code": "INVALID_DATA", "details": {"api_name": "Last_Name",
-             "json_path": "$.data[0].Last_Name", "maximum_length": 80},
-             "message": "invalid data", "status": "error"},
+            {
+                "code": "INVALID_DATA",
+                "details": {
+                    "api_name": "Last_Name",
+                    "json_path": "$.data[0].Last_Name",
+                    "maximum_length": 80,
+                },
+                "message": "invalid data",
+                "status": "error",
+            },
             id="text over maximum length",
         ),
         pytest.param(
             {"Last_Name": "X", "Blocked_PB": "yes"},
-            {"code": "INVALID_DATA", "details": {"api_name": "Blocked_PB",
-             "json_path": "$.data[0].Blocked_PB", "expected_data_type": "boolean"},
-             "message": "invalid data", "status": "error"},
+            {
+                "code": "INVALID_DATA",
+                "details": {
+                    "api_name": "Blocked_PB",
+                    "json_path": "$.data[0].Blocked_PB",
+                    "expected_data_type": "boolean",
+                },
+                "message": "invalid data",
+                "status": "error",
+            },
             id="boolean as string",
         ),
         pytest.param(
             {"Last_Name": "X", "I_Account_PB": 1234567890123456789},
-            {"code": "INVALID_DATA", "details": {"api_name": "I_Account_PB",
-             "json_path": "$.data[0].I_Account_PB", "maximum_length": 18},
-             "message": "invalid data", "status": "error"},
+            {
+                "code": "INVALID_DATA",
+                "details": {
+                    "api_name": "I_Account_PB",
+                    "json_path": "$.data[0].I_Account_PB",
+                    "maximum_length": 18,
+                },
+                "message": "invalid data",
+                "status": "error",
+            },
             id="long integer over 18 digits",
         ),
     ],
 )
 def test_per_record_error_shape(
-    record: dict[str, Any], expected: dict[str, Any], emulator: EmulatorServer,
+    record: dict[str, Any],
+    expected: dict[str, Any],
+    emulator: EmulatorServer,
     api: requests.Session,
 ) -> None:
     response = insert(api, emulator, "Contacts", record)
@@ -96,8 +137,9 @@ def test_per_record_error_shape(
     "record",
     [
         pytest.param({"Last_Name": "X", "Bill_Status_PB": "open"}, id="unknown picklist value"),
-        pytest.param({"Last_Name": "X", "I_Account_PB": "123456789012345678"},
-                     id="long integer as string"),
+        pytest.param(
+            {"Last_Name": "X", "I_Account_PB": "123456789012345678"}, id="long integer as string"
+        ),
         pytest.param({"Last_Name": "X", "Phone": "+44 (20) 7946-0958"}, id="phone separators"),
         pytest.param({"Last_Name": "X", "Unknown_Field": 1}, id="unknown field ignored"),
     ],
@@ -123,8 +165,9 @@ def test_duplicate_unique_field(emulator: EmulatorServer, api: requests.Session)
 
 
 def test_lookup_to_missing_record(emulator: EmulatorServer, api: requests.Session) -> None:
-    response = insert(api, emulator, "SIM_Cards",
-                      {"Name": "S", "Related_Contact": {"id": "5725767000009999999"}})
+    response = insert(
+        api, emulator, "SIM_Cards", {"Name": "S", "Related_Contact": {"id": "5725767000009999999"}}
+    )
 
     assert response.json()["data"][0] == {
         "code": "INVALID_DATA",
@@ -152,12 +195,14 @@ def test_update_and_upsert_shapes(emulator: EmulatorServer, api: requests.Sessio
     created = insert(api, emulator, "Contacts", {"Last_Name": "A", "I_PB": "k"}).json()
     record_id = created["data"][0]["details"]["id"]
 
-    updated = api.put(crm(emulator, "Contacts"), json={"data": [{"id": record_id,
-                                                                 "First_Name": "F"}]},
-                      timeout=10)
-    upserted = api.post(crm(emulator, "Contacts/upsert"),
-                        json={"data": [{"I_PB": "k", "First_Name": "G"}],
-                              "duplicate_check_fields": ["I_PB"]}, timeout=10)
+    updated = api.put(
+        crm(emulator, "Contacts"), json={"data": [{"id": record_id, "First_Name": "F"}]}, timeout=10
+    )
+    upserted = api.post(
+        crm(emulator, "Contacts/upsert"),
+        json={"data": [{"I_PB": "k", "First_Name": "G"}], "duplicate_check_fields": ["I_PB"]},
+        timeout=10,
+    )
 
     assert updated.status_code == 200
     assert updated.json()["data"][0]["message"] == "record updated"
@@ -167,8 +212,11 @@ def test_update_and_upsert_shapes(emulator: EmulatorServer, api: requests.Sessio
 
 
 def test_update_unknown_id(emulator: EmulatorServer, api: requests.Session) -> None:
-    response = api.put(crm(emulator, "Contacts/5725767000009999999"),
-                       json={"data": [{"First_Name": "F"}]}, timeout=10)
+    response = api.put(
+        crm(emulator, "Contacts/5725767000009999999"),
+        json={"data": [{"First_Name": "F"}]},
+        timeout=10,
+    )
 
     assert response.status_code == 400
     assert response.json()["data"][0]["message"] == "the id given seems to be invalid"
@@ -177,9 +225,11 @@ def test_update_unknown_id(emulator: EmulatorServer, api: requests.Session) -> N
 def test_upsert_rejects_non_unique_check_field(
     emulator: EmulatorServer, api: requests.Session
 ) -> None:
-    response = api.post(crm(emulator, "Contacts/upsert"),
-                        json={"data": [{"Last_Name": "A"}],
-                              "duplicate_check_fields": ["Last_Name"]}, timeout=10)
+    response = api.post(
+        crm(emulator, "Contacts/upsert"),
+        json={"data": [{"Last_Name": "A"}], "duplicate_check_fields": ["Last_Name"]},
+        timeout=10,
+    )
 
     assert response.status_code == 400
     assert response.json()["details"]["api_name"] == "Last_Name"
@@ -206,10 +256,15 @@ def test_get_by_id_and_204(emulator: EmulatorServer, api: requests.Session) -> N
         pytest.param("Smith, Jr.", r"(I_PB:equals:Smith\, Jr.)", True, id="escaped comma"),
         pytest.param("a(b)", r"(I_PB:equals:a\(b\))", True, id="escaped brackets"),
         pytest.param("ABC Inc", "(I_PB:starts_with:AB)", True, id="starts with"),
-        pytest.param("ABC Inc", "((I_PB:equals:ABC)and(Last_Name:equals:L))", True,
-                     id="and of two conditions"),
-        pytest.param("ABC Inc", "((I_PB:equals:zzz)or(Last_Name:equals:L))", True,
-                     id="or of two conditions"),
+        pytest.param(
+            "ABC Inc",
+            "((I_PB:equals:ABC)and(Last_Name:equals:L))",
+            True,
+            id="and of two conditions",
+        ),
+        pytest.param(
+            "ABC Inc", "((I_PB:equals:zzz)or(Last_Name:equals:L))", True, id="or of two conditions"
+        ),
     ],
 )
 def test_search_criteria(
@@ -217,8 +272,7 @@ def test_search_criteria(
 ) -> None:
     insert(api, emulator, "Contacts", {"Last_Name": "L", "I_PB": stored})
 
-    response = api.get(crm(emulator, "Contacts/search"), params={"criteria": criteria},
-                       timeout=10)
+    response = api.get(crm(emulator, "Contacts/search"), params={"criteria": criteria}, timeout=10)
 
     assert response.status_code == (200 if found else 204)
     if found:
@@ -239,8 +293,7 @@ def test_search_criteria(
 def test_search_invalid_query(
     criteria: str, emulator: EmulatorServer, api: requests.Session
 ) -> None:
-    response = api.get(crm(emulator, "Contacts/search"), params={"criteria": criteria},
-                       timeout=10)
+    response = api.get(crm(emulator, "Contacts/search"), params={"criteria": criteria}, timeout=10)
 
     assert response.status_code == 400
     assert response.json()["code"] == "INVALID_QUERY"
@@ -252,8 +305,9 @@ def test_search_lags_writes(emulator: EmulatorServer, api: requests.Session) -> 
     created = insert(api, emulator, "Contacts", {"Last_Name": "New", "I_PB": "fresh"}).json()
     record_id = created["data"][0]["details"]["id"]
 
-    searched = api.get(crm(emulator, "Contacts/search"),
-                       params={"criteria": "(I_PB:equals:fresh)"}, timeout=10)
+    searched = api.get(
+        crm(emulator, "Contacts/search"), params={"criteria": "(I_PB:equals:fresh)"}, timeout=10
+    )
     fetched = api.get(crm(emulator, f"Contacts/{record_id}"), timeout=10)
 
     assert searched.status_code == 204
@@ -263,15 +317,20 @@ def test_search_lags_writes(emulator: EmulatorServer, api: requests.Session) -> 
 @pytest.mark.parametrize(
     ("headers", "code"),
     [
-        pytest.param({"Authorization": "Zoho-oauthtoken 1000.expired.token"}, "INVALID_TOKEN",
-                     id="unknown token"),
-        pytest.param({"Authorization": "Bearer 1000.abc"}, "AUTHENTICATION_FAILURE",
-                     id="bearer scheme"),
+        pytest.param(
+            {"Authorization": "Zoho-oauthtoken 1000.expired.token"},
+            "INVALID_TOKEN",
+            id="unknown token",
+        ),
+        pytest.param(
+            {"Authorization": "Bearer 1000.abc"}, "AUTHENTICATION_FAILURE", id="bearer scheme"
+        ),
     ],
 )
 def test_auth_errors(headers: dict[str, str], code: str, emulator: EmulatorServer) -> None:
-    response = requests.get(crm(emulator, "Contacts/5725767000000411001"), headers=headers,
-                            timeout=10)
+    response = requests.get(
+        crm(emulator, "Contacts/5725767000000411001"), headers=headers, timeout=10
+    )
 
     assert response.status_code == 401
     assert response.json()["code"] == code
@@ -279,11 +338,16 @@ def test_auth_errors(headers: dict[str, str], code: str, emulator: EmulatorServe
 
 
 def test_invalid_token_body(emulator: EmulatorServer) -> None:
-    response = requests.get(crm(emulator, "Contacts/1"),
-                            headers={"Authorization": "Zoho-oauthtoken nope"}, timeout=10)
+    response = requests.get(
+        crm(emulator, "Contacts/1"), headers={"Authorization": "Zoho-oauthtoken nope"}, timeout=10
+    )
 
-    assert response.json() == {"code": "INVALID_TOKEN", "details": {},
-                               "message": "invalid oauth token", "status": "error"}
+    assert response.json() == {
+        "code": "INVALID_TOKEN",
+        "details": {},
+        "message": "invalid oauth token",
+        "status": "error",
+    }
 
 
 def test_expired_tokens_rejected(emulator: EmulatorServer, api: requests.Session) -> None:
@@ -300,8 +364,11 @@ def test_oldest_token_pushed_out(emulator: EmulatorServer) -> None:
     emulator.issue_access_token()
     emulator.issue_access_token()
 
-    response = requests.get(crm(emulator, "Contacts/1"),
-                            headers={"Authorization": f"Zoho-oauthtoken {oldest}"}, timeout=10)
+    response = requests.get(
+        crm(emulator, "Contacts/1"),
+        headers={"Authorization": f"Zoho-oauthtoken {oldest}"},
+        timeout=10,
+    )
 
     assert response.json()["code"] == "INVALID_TOKEN"
 
@@ -314,7 +381,11 @@ def test_oldest_token_pushed_out(emulator: EmulatorServer) -> None:
     ],
 )
 def test_request_level_errors(
-    path: str, method: str, status: int, code: str, emulator: EmulatorServer,
+    path: str,
+    method: str,
+    status: int,
+    code: str,
+    emulator: EmulatorServer,
     api: requests.Session,
 ) -> None:
     response = api.request(method, crm(emulator, path), json={"data": [{}]}, timeout=10)
@@ -325,8 +396,7 @@ def test_request_level_errors(
 
 
 def test_fields_metadata(emulator: EmulatorServer, api: requests.Session) -> None:
-    response = api.get(crm(emulator, "settings/fields"), params={"module": "SIM_Cards"},
-                       timeout=10)
+    response = api.get(crm(emulator, "settings/fields"), params={"module": "SIM_Cards"}, timeout=10)
 
     fields = {field["api_name"]: field for field in response.json()["fields"]}
     assert fields["Name"]["system_mandatory"] is True
@@ -338,8 +408,12 @@ def test_fields_metadata(emulator: EmulatorServer, api: requests.Session) -> Non
 
 
 def token_request(emulator: EmulatorServer, **overrides: str) -> requests.Response:
-    form = {"grant_type": "refresh_token", "client_id": "sandbox-client",
-            "client_secret": "sandbox-secret", "refresh_token": "sandbox-refresh-token"}
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": "sandbox-client",
+        "client_secret": "sandbox-secret",
+        "refresh_token": "sandbox-refresh-token",
+    }
     form.update(overrides)
     return requests.post(f"{emulator.url}/oauth/v2/token", data=form, timeout=10)
 
@@ -354,9 +428,16 @@ def test_token_success_shape(emulator: EmulatorServer) -> None:
 
 
 def test_token_params_in_query_string(emulator: EmulatorServer) -> None:
-    response = requests.post(f"{emulator.url}/oauth/v2/token", params={
-        "grant_type": "refresh_token", "client_id": "sandbox-client",
-        "client_secret": "sandbox-secret", "refresh_token": "sandbox-refresh-token"}, timeout=10)
+    response = requests.post(
+        f"{emulator.url}/oauth/v2/token",
+        params={
+            "grant_type": "refresh_token",
+            "client_id": "sandbox-client",
+            "client_secret": "sandbox-secret",
+            "refresh_token": "sandbox-refresh-token",
+        },
+        timeout=10,
+    )
 
     assert "access_token" in response.json()
 
@@ -420,9 +501,11 @@ def test_concurrency_limit_returns_429(emulator: EmulatorServer) -> None:
 
     def call() -> None:
         barrier.wait()
-        response = requests.get(crm(emulator, "Contacts/5725767000000411001"),
-                                headers={"Authorization": f"Zoho-oauthtoken {token}"},
-                                timeout=10)
+        response = requests.get(
+            crm(emulator, "Contacts/5725767000000411001"),
+            headers={"Authorization": f"Zoho-oauthtoken {token}"},
+            timeout=10,
+        )
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=call) for _ in range(3)]

@@ -265,26 +265,48 @@ def rule_schema(rule: dict[str, Any] | bool) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("rule", "value", "expected"),
     [
-        pytest.param({"maxLength": 3}, PERSONAL_VALUE, "must be at most 3 characters long",
-                     id="too long"),
-        pytest.param({"maxLength": 1}, PERSONAL_VALUE, "must be at most 1 character long",
-                     id="longer than one character"),
-        pytest.param({"minLength": 20}, PERSONAL_VALUE, "must be at least 20 characters long",
-                     id="too short"),
-        pytest.param({"enum": ["a", "b"]}, PERSONAL_VALUE, 'must be one of: "a", "b"',
-                     id="not in enum"),
+        pytest.param(
+            {"maxLength": 3}, PERSONAL_VALUE, "must be at most 3 characters long", id="too long"
+        ),
+        pytest.param(
+            {"maxLength": 1},
+            PERSONAL_VALUE,
+            "must be at most 1 character long",
+            id="longer than one character",
+        ),
+        pytest.param(
+            {"minLength": 20}, PERSONAL_VALUE, "must be at least 20 characters long", id="too short"
+        ),
+        pytest.param(
+            {"enum": ["a", "b"]}, PERSONAL_VALUE, 'must be one of: "a", "b"', id="not in enum"
+        ),
         pytest.param({"const": "x"}, PERSONAL_VALUE, 'must be "x"', id="not the constant"),
         pytest.param({"maximum": 10}, 12345678, "must be at most 10", id="above maximum"),
-        pytest.param({"not": {"type": "string"}}, PERSONAL_VALUE,
-                     "matches a form the schema does not allow", id="forbidden form"),
-        pytest.param({"anyOf": [{"type": "integer"}, {"type": "null"}]}, PERSONAL_VALUE,
-                     "does not match any of the allowed forms", id="no allowed form"),
+        pytest.param(
+            {"not": {"type": "string"}},
+            PERSONAL_VALUE,
+            "matches a form the schema does not allow",
+            id="forbidden form",
+        ),
+        pytest.param(
+            {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            PERSONAL_VALUE,
+            "does not match any of the allowed forms",
+            id="no allowed form",
+        ),
         pytest.param(False, PERSONAL_VALUE, "is not allowed here", id="false schema"),
-        pytest.param({"items": False}, [PERSONAL_VALUE],
-                     "has more items than the schema allows", id="extra items"),
-        pytest.param({"unevaluatedItems": False}, [PERSONAL_VALUE],
-                     "breaks the schema's unevaluatedItems rule",
-                     id="rule without its own message"),
+        pytest.param(
+            {"items": False},
+            [PERSONAL_VALUE],
+            "has more items than the schema allows",
+            id="extra items",
+        ),
+        pytest.param(
+            {"unevaluatedItems": False},
+            [PERSONAL_VALUE],
+            "breaks the schema's unevaluatedItems rule",
+            id="rule without its own message",
+        ),
     ],
 )
 def test_rule_message_omits_value(rule: Any, value: Any, expected: str) -> None:
@@ -303,14 +325,15 @@ def test_rule_message_omits_value(rule: Any, value: Any, expected: str) -> None:
     ("schema", "body", "message"),
     [
         pytest.param(
-            {"maxProperties": 0}, {"a": 1}, "Invalid event: $: must have at most 0 fields",
+            {"maxProperties": 0},
+            {"a": 1},
+            "Invalid event: $: must have at most 0 fields",
             id="problem at the event root",
         ),
         pytest.param(
             {"required": ["a", "b", "c", "d"]},
             {},
-            "Invalid event: a: field required; b: field required; c: field required "
-            "(and 1 more)",
+            "Invalid event: a: field required; b: field required; c: field required (and 1 more)",
             id="more than three problems",
         ),
     ],

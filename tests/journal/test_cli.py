@@ -27,16 +27,19 @@ def emulator() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def stack(emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-          ) -> Iterator[Stack]:
+def stack(
+    emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stack]:
     """A processor with one processed and one failed event, and the environment `replay` reads."""
     built = build_stack(emulator, tmp_path)
     built.processor.process(make_event("done", "SIM/Created"))
-    emulator.add_fault(kind="status", status=503, count=1000, operation="upsert",
-                       module="SIM_Cards")
+    emulator.add_fault(
+        kind="status", status=503, count=1000, operation="upsert", module="SIM_Cards"
+    )
     with pytest.raises(ZohoUnavailableError):
-        built.processor.process(make_event("broken", "SIM/Created", at=timedelta(seconds=5),
-                                           i_sim_card=4000))
+        built.processor.process(
+            make_event("broken", "SIM/Created", at=timedelta(seconds=5), i_sim_card=4000)
+        )
     emulator.clear_faults()
 
     monkeypatch.chdir(tmp_path)
@@ -78,7 +81,10 @@ def test_events_lists_newest_first(stack: Stack, capsys: pytest.CaptureFixture[s
 
 
 SECRET_VARIABLES = (
-    "API_TOKEN", "ZOHO_CRM_CLIENT_ID", "ZOHO_CRM_CLIENT_SECRET", "ZOHO_CRM_REFRESH_TOKEN"
+    "API_TOKEN",
+    "ZOHO_CRM_CLIENT_ID",
+    "ZOHO_CRM_CLIENT_SECRET",
+    "ZOHO_CRM_REFRESH_TOKEN",
 )
 
 
@@ -125,8 +131,7 @@ def test_replay_reads_env_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     lines = []
-    for name in (*SECRET_VARIABLES, "JOURNAL_PATH", "ZOHO_CRM_ACCOUNTS_URL",
-                 "ZOHO_CRM_API_DOMAIN"):
+    for name in (*SECRET_VARIABLES, "JOURNAL_PATH", "ZOHO_CRM_ACCOUNTS_URL", "ZOHO_CRM_API_DOMAIN"):
         lines.append(f"{name}={os.environ[name]}")
         monkeypatch.delenv(name)
     (tmp_path / "replay.env").write_text("\n".join(lines) + "\n")
@@ -166,7 +171,15 @@ def test_events_text_table(stack: Stack, capsys: pytest.CaptureFixture[str]) -> 
 
     assert status == 0
     assert lines[0].split() == [
-        "RECEIVED", "(UTC)", "EVENT", "ID", "TYPE", "OUTCOME", "ATTEMPTS", "ACCOUNT", "ERROR"
+        "RECEIVED",
+        "(UTC)",
+        "EVENT",
+        "ID",
+        "TYPE",
+        "OUTCOME",
+        "ATTEMPTS",
+        "ACCOUNT",
+        "ERROR",
     ]
     assert len(lines) == 2
     assert eid("broken") in lines[1]
@@ -190,8 +203,9 @@ def test_usage_errors(argv: list[str]) -> None:
     assert exit_info.value.code == 2
 
 
-def test_replay_one_event(stack: Stack, emulator: EmulatorServer,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_one_event(
+    stack: Stack, emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     status, replayed = run_json(capsys, "replay", eid("broken"))
     entry = stack.journal.get(eid("broken"))
 
@@ -212,12 +226,14 @@ def test_replay_failed_events(stack: Stack, capsys: pytest.CaptureFixture[str]) 
     assert stack.journal.list_events(unfinished_only=True) == []
 
 
-def test_replay_failed_limit_takes_oldest(stack: Stack, emulator: EmulatorServer,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_failed_limit_takes_oldest(
+    stack: Stack, emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     emulator.add_fault(kind="status", status=503, count=1000, operation="upsert")
     with pytest.raises(ZohoUnavailableError):
-        stack.processor.process(make_event("broken-2", "SIM/Created", at=timedelta(seconds=9),
-                                           i_sim_card=4001))
+        stack.processor.process(
+            make_event("broken-2", "SIM/Created", at=timedelta(seconds=9), i_sim_card=4001)
+        )
     emulator.clear_faults()
 
     status, replayed = run_json(capsys, "replay", "--failed", "--limit", "1")
@@ -231,8 +247,9 @@ def test_replay_failed_limit_takes_oldest(stack: Stack, emulator: EmulatorServer
     assert newer.outcome == "failed"
 
 
-def test_replay_finished_event_is_duplicate(stack: Stack, emulator: EmulatorServer,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_finished_event_is_duplicate(
+    stack: Stack, emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     emulator.clear_log()
 
     status = main(["replay", eid("done")])
@@ -251,13 +268,17 @@ def test_replay_unknown_event(stack: Stack, capsys: pytest.CaptureFixture[str]) 
     assert output.startswith("missing  failed  event_not_found: event missing is not in")
 
 
-def test_replay_stops_while_zoho_down(stack: Stack, emulator: EmulatorServer,
-                                      monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_stops_while_zoho_down(
+    stack: Stack,
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     emulator.add_fault(kind="status", status=503, count=1000, operation="upsert")
     with pytest.raises(ZohoUnavailableError):
-        stack.processor.process(make_event("broken-2", "SIM/Created", at=timedelta(seconds=9),
-                                           i_sim_card=4001))
+        stack.processor.process(
+            make_event("broken-2", "SIM/Created", at=timedelta(seconds=9), i_sim_card=4001)
+        )
     monkeypatch.setenv("EVENT_TIME_BUDGET_SECONDS", "1")
 
     status, replayed = run_json(capsys, "replay", "--failed")
@@ -273,8 +294,12 @@ def test_replay_stops_while_zoho_down(stack: Stack, emulator: EmulatorServer,
     "argv",
     [pytest.param(["events"], id="events"), pytest.param(["replay", "--failed"], id="replay")],
 )
-def test_missing_journal(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_journal(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("JOURNAL_PATH", str(tmp_path / "absent.sqlite3"))
 
     status = main(argv)
@@ -356,13 +381,12 @@ def test_events_reads_while_journal_locked(
 
     assert status == 0
     assert [entry["event_id"] for entry in listed] == [  # type: ignore[union-attr]
-        eid("broken"), eid("done")
+        eid("broken"),
+        eid("done"),
     ]
 
 
-def test_events_into_closed_pipe_exits_0(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_events_into_closed_pipe_exits_0(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
     closed_pipe = os.fdopen(write_end, "w")

@@ -169,8 +169,9 @@ def test_second_attempt_by_outcome(
 ) -> None:
     journal.start_attempt(facts())
     if outcome is EventOutcome.FAILED:
-        journal.fail(facts(), error_code="zoho_unavailable", error_message="down",
-                     count_attempt=False)
+        journal.fail(
+            facts(), error_code="zoho_unavailable", error_message="down", count_attempt=False
+        )
     elif outcome is not EventOutcome.IN_PROGRESS:
         journal.finish("e1", outcome, [step()])
 
@@ -183,8 +184,12 @@ def test_second_attempt_by_outcome(
 def test_restart_keeps_completed_steps(journal: SqliteJournal) -> None:
     journal.start_attempt(facts())
     journal.record_step("e1", step(), key=CONTACT, event_time=T0, applied=True)
-    journal.fail(facts(), error_code="zoho_unavailable", error_message="Zoho CRM is down",
-                 count_attempt=False)
+    journal.fail(
+        facts(),
+        error_code="zoho_unavailable",
+        error_message="Zoho CRM is down",
+        count_attempt=False,
+    )
 
     entry, _ = journal.start_attempt(facts())
 
@@ -192,14 +197,18 @@ def test_restart_keeps_completed_steps(journal: SqliteJournal) -> None:
 
 
 def test_failure_stores_error(journal: SqliteJournal) -> None:
-    journal.fail(facts(), error_code="invalid_event", error_message="event_id is missing",
-                 count_attempt=True)
+    journal.fail(
+        facts(), error_code="invalid_event", error_message="event_id is missing", count_attempt=True
+    )
 
     entry = journal.get("e1")
 
     assert entry is not None
     assert (entry.outcome, entry.attempts, entry.error_code, entry.error_message) == (
-        EventOutcome.FAILED, 1, "invalid_event", "event_id is missing"
+        EventOutcome.FAILED,
+        1,
+        "invalid_event",
+        "event_id is missing",
     )
 
 
@@ -210,7 +219,10 @@ def test_finish_clears_error(journal: SqliteJournal) -> None:
     entry = journal.finish("e1", EventOutcome.PROCESSED, [step()])
 
     assert (entry.outcome, entry.error_code, entry.error_message, entry.steps) == (
-        EventOutcome.PROCESSED, None, None, (step(),)
+        EventOutcome.PROCESSED,
+        None,
+        None,
+        (step(),),
     )
 
 
@@ -235,18 +247,21 @@ def test_duplicates_counted(journal: SqliteJournal) -> None:
 
 def test_step_replaces_same_step_id(journal: SqliteJournal) -> None:
     journal.start_attempt(facts())
-    journal.record_step("e1", step(outcome=Outcome.CREATED), key=CONTACT, event_time=T0,
-                        applied=True)
-    journal.record_step("e1", step(outcome=Outcome.UNCHANGED), key=CONTACT, event_time=T0,
-                        applied=True)
+    journal.record_step(
+        "e1", step(outcome=Outcome.CREATED), key=CONTACT, event_time=T0, applied=True
+    )
+    journal.record_step(
+        "e1", step(outcome=Outcome.UNCHANGED), key=CONTACT, event_time=T0, applied=True
+    )
 
     assert journal.get("e1").steps == (step(outcome=Outcome.UNCHANGED),)  # type: ignore[union-attr]
 
 
 def test_record_id_learned_from_step(journal: SqliteJournal) -> None:
     journal.start_attempt(facts())
-    journal.record_step("e1", step(record_id="5725767000000411001"), key=SIM, event_time=T0,
-                        applied=True)
+    journal.record_step(
+        "e1", step(record_id="5725767000000411001"), key=SIM, event_time=T0, applied=True
+    )
 
     lookup = KnownRecordIds(journal)
 
@@ -269,12 +284,21 @@ def test_skipped_step_keeps_record_id(journal: SqliteJournal) -> None:
     ("writes", "expected"),
     [
         pytest.param([(T0, True)], T0, id="first applied time is kept"),
-        pytest.param([(T0, True), (T0 + timedelta(seconds=5), True)], T0 + timedelta(seconds=5),
-                     id="newer time moves the mark forward"),
-        pytest.param([(T0, True), (T0 - timedelta(seconds=5), True)], T0,
-                     id="older time never moves the mark back"),
-        pytest.param([(T0, True), (T0 + timedelta(seconds=5), False)], T0,
-                     id="step that did not apply leaves the mark"),
+        pytest.param(
+            [(T0, True), (T0 + timedelta(seconds=5), True)],
+            T0 + timedelta(seconds=5),
+            id="newer time moves the mark forward",
+        ),
+        pytest.param(
+            [(T0, True), (T0 - timedelta(seconds=5), True)],
+            T0,
+            id="older time never moves the mark back",
+        ),
+        pytest.param(
+            [(T0, True), (T0 + timedelta(seconds=5), False)],
+            T0,
+            id="step that did not apply leaves the mark",
+        ),
         pytest.param([(T0, True), (None, True)], T0, id="event without time leaves the mark"),
         pytest.param([(None, True)], None, id="event without time sets no mark"),
     ],
@@ -283,8 +307,9 @@ def test_newest_applied_time(
     journal: SqliteJournal, writes: list[tuple[datetime | None, bool]], expected: datetime | None
 ) -> None:
     for number, (event_time, applied) in enumerate(writes):
-        journal.record_step(f"e{number}", step(), key=CONTACT, event_time=event_time,
-                            applied=applied)
+        journal.record_step(
+            f"e{number}", step(), key=CONTACT, event_time=event_time, applied=applied
+        )
 
     newest = journal.newest_applied([CONTACT, SIM])
 
@@ -302,8 +327,9 @@ def test_newest_applied_names_event(journal: SqliteJournal) -> None:
 def test_list_filters(journal: SqliteJournal) -> None:
     journal.start_attempt(facts("done"))
     journal.finish("done", EventOutcome.PROCESSED, [])
-    journal.fail(facts("broken"), error_code="zoho_unavailable", error_message="down",
-                 count_attempt=True)
+    journal.fail(
+        facts("broken"), error_code="zoho_unavailable", error_message="down", count_attempt=True
+    )
     journal.start_attempt(facts("interrupted"))
     journal.receive(facts("waiting"))
 
@@ -319,8 +345,9 @@ def test_list_filters(journal: SqliteJournal) -> None:
 
 def test_list_oldest_first(journal: SqliteJournal) -> None:
     for event_id in ("first", "second", "third"):
-        journal.fail(facts(event_id), error_code="zoho_unavailable", error_message="down",
-                     count_attempt=True)
+        journal.fail(
+            facts(event_id), error_code="zoho_unavailable", error_message="down", count_attempt=True
+        )
 
     oldest = journal.list_events(oldest_first=True)
     oldest_two = journal.list_events(unfinished_only=True, limit=2, oldest_first=True)
@@ -395,7 +422,6 @@ def test_concurrent_processes(tmp_path: Path) -> None:
     assert journal.get("shared").attempts == 200  # type: ignore[union-attr]
     assert len(journal.list_events()) == 201
     journal.close()
-
 
 
 def test_thread_connections_closed_on_exit(journal: SqliteJournal) -> None:

@@ -72,15 +72,24 @@ DUPLICATE = (
             id="find_or_create with upsert",
         ),
         pytest.param(
-            step(Action.FIND_OR_CREATE, Strategy.UPSERT, WhenAbsent.CREATE,
-                 fields=(WRITTEN, CREATE_ONLY)),
+            step(
+                Action.FIND_OR_CREATE,
+                Strategy.UPSERT,
+                WhenAbsent.CREATE,
+                fields=(WRITTEN, CREATE_ONLY),
+            ),
             UPSERT,
             [SECOND_UPSERT, CREATE_ONLY_UPDATE],
             id="upsert with a create-only field",
         ),
         pytest.param(
-            step(Action.UNLINK, Strategy.UPSERT, WhenAbsent.SKIP, fields=(),
-                 links=(LookupLink("Related_Contact", None),)),
+            step(
+                Action.UNLINK,
+                Strategy.UPSERT,
+                WhenAbsent.SKIP,
+                fields=(),
+                links=(LookupLink("Related_Contact", None),),
+            ),
             f"{SEARCH}; found: {UPDATE}; absent: skip",
             [KNOWN_ID],
             id="unlink that skips an absent record",

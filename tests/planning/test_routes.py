@@ -23,31 +23,57 @@ MATCH = RecordMatch("I_PB", "x", None)
 RECORD_OPERATIONS = {"search", "get", "insert", "update", "upsert"}
 
 
-def step(action: Action, strategy: Strategy, when_absent: WhenAbsent,
-         skip_reason: str | None = None) -> Step:
-    return Step(id="s", action=action, module="Contacts", strategy=strategy,
-                match=None if action is Action.CREATE else MATCH,
-                duplicate_check_fields=("I_PB",), when_absent=when_absent,
-                skip_reason=skip_reason)
+def step(
+    action: Action, strategy: Strategy, when_absent: WhenAbsent, skip_reason: str | None = None
+) -> Step:
+    return Step(
+        id="s",
+        action=action,
+        module="Contacts",
+        strategy=strategy,
+        match=None if action is Action.CREATE else MATCH,
+        duplicate_check_fields=("I_PB",),
+        when_absent=when_absent,
+        skip_reason=skip_reason,
+    )
 
 
 @pytest.mark.parametrize(
     ("planned", "route"),
     [
-        pytest.param(step(Action.UPDATE, Strategy.UPSERT, WhenAbsent.CREATE, "x is absent"),
-                     Route.NONE, id="skipped step"),
-        pytest.param(step(Action.CREATE, Strategy.SEARCH, WhenAbsent.CREATE), Route.INSERT,
-                     id="create"),
-        pytest.param(step(Action.FIND_OR_CREATE, Strategy.UPSERT, WhenAbsent.SKIP), Route.UPSERT,
-                     id="find_or_create always creates"),
-        pytest.param(step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE), Route.UPSERT,
-                     id="link that creates"),
-        pytest.param(step(Action.UNLINK, Strategy.UPSERT, WhenAbsent.SKIP), Route.LOOKUP,
-                     id="unlink that skips"),
-        pytest.param(step(Action.FIND, Strategy.UPSERT, WhenAbsent.CREATE), Route.LOOKUP,
-                     id="find never upserts first"),
-        pytest.param(step(Action.FIND_OR_CREATE, Strategy.SEARCH, WhenAbsent.CREATE),
-                     Route.LOOKUP, id="search strategy"),
+        pytest.param(
+            step(Action.UPDATE, Strategy.UPSERT, WhenAbsent.CREATE, "x is absent"),
+            Route.NONE,
+            id="skipped step",
+        ),
+        pytest.param(
+            step(Action.CREATE, Strategy.SEARCH, WhenAbsent.CREATE), Route.INSERT, id="create"
+        ),
+        pytest.param(
+            step(Action.FIND_OR_CREATE, Strategy.UPSERT, WhenAbsent.SKIP),
+            Route.UPSERT,
+            id="find_or_create always creates",
+        ),
+        pytest.param(
+            step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE),
+            Route.UPSERT,
+            id="link that creates",
+        ),
+        pytest.param(
+            step(Action.UNLINK, Strategy.UPSERT, WhenAbsent.SKIP),
+            Route.LOOKUP,
+            id="unlink that skips",
+        ),
+        pytest.param(
+            step(Action.FIND, Strategy.UPSERT, WhenAbsent.CREATE),
+            Route.LOOKUP,
+            id="find never upserts first",
+        ),
+        pytest.param(
+            step(Action.FIND_OR_CREATE, Strategy.SEARCH, WhenAbsent.CREATE),
+            Route.LOOKUP,
+            id="search strategy",
+        ),
     ],
 )
 def test_step_route(planned: Step, route: Route) -> None:
@@ -104,13 +130,17 @@ def test_runner_makes_described_calls(
     result = runner.run(plan)
 
     # A reset clears the access tokens, so a call may be answered 401 and sent again.
-    sent = [entry["operation"] for entry in emulator.request_log()
-            if entry["operation"] in RECORD_OPERATIONS and entry["status"] != 401]
+    sent = [
+        entry["operation"]
+        for entry in emulator.request_log()
+        if entry["operation"] in RECORD_OPERATIONS and entry["status"] != 401
+    ]
     for planned, step_result in zip(plan.steps, result.steps, strict=True):
-        calls, sent = sent[:step_result.zoho_calls], sent[step_result.zoho_calls:]
+        calls, sent = sent[: step_result.zoho_calls], sent[step_result.zoho_calls :]
         normal = described_operations(describe_operation(planned))
-        described = set(normal) | set(described_operations(
-            " ".join(describe_alternatives(planned))))
+        described = set(normal) | set(
+            described_operations(" ".join(describe_alternatives(planned)))
+        )
         assert calls[:1] == normal[:1], planned.id
         assert set(calls) <= described, planned.id
     assert sent == []

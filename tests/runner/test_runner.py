@@ -50,8 +50,9 @@ def contact_step(
         duplicate_check_fields=("I_PB",),
         fields=(
             FieldValue(field="First_Name", value="Ann", source=FIRST_NAME_PATH),
-            FieldValue(field="Last_Name", value=ACCOUNT_ID, source=ACCOUNT_PATH,
-                       on_create_only=True),
+            FieldValue(
+                field="Last_Name", value=ACCOUNT_ID, source=ACCOUNT_PATH, on_create_only=True
+            ),
             *extra_fields,
         ),
         when_absent=when_absent,
@@ -83,13 +84,15 @@ def sim_step(
 
 
 def make_plan(*steps: Step) -> Plan:
-    return Plan(event_id="3f1c7a52-0000-4000-8000-000000000001", event_type="SIM/Updated",
-                steps=steps)
+    return Plan(
+        event_id="3f1c7a52-0000-4000-8000-000000000001", event_type="SIM/Updated", steps=steps
+    )
 
 
 def seed_contact(client: ZohoClient) -> str:
-    result = client.insert("Contacts", [{"Last_Name": "Existing", "First_Name": "Old",
-                                         "I_PB": ACCOUNT_ID}])[0]
+    result = client.insert(
+        "Contacts", [{"Last_Name": "Existing", "First_Name": "Old", "I_PB": ACCOUNT_ID}]
+    )[0]
     return str(result.id)
 
 
@@ -155,8 +158,8 @@ def test_contact_step(
 
 
 @pytest.mark.parametrize(
-    "strategy", [pytest.param(Strategy.UPSERT, id="upsert"), pytest.param(Strategy.SEARCH,
-                                                                           id="search")]
+    "strategy",
+    [pytest.param(Strategy.UPSERT, id="upsert"), pytest.param(Strategy.SEARCH, id="search")],
 )
 def test_when_absent_fail_names_key_path(strategy: Strategy, runner: Runner) -> None:
     with pytest.raises(RecordNotFoundError) as raised:
@@ -236,9 +239,7 @@ def test_create_only_field_not_sent_to_existing(
     assert result.steps[0].zoho_calls == 1
 
 
-def test_create_only_field_sent_when_absent(
-    emulator: EmulatorServer, runner: Runner
-) -> None:
+def test_create_only_field_sent_when_absent(emulator: EmulatorServer, runner: Runner) -> None:
     result = runner.run(make_plan(contact_step()))
 
     upserts = emulator.request_log("upsert")
@@ -255,11 +256,14 @@ def test_known_record_id_skips_search(
 
     class Journal:
         def get(self, module: str, field: str, value: Any) -> str | None:
-            return contact_id if (module, field, value) == ("Contacts", "I_PB", ACCOUNT_ID) \
-                else None
+            return (
+                contact_id if (module, field, value) == ("Contacts", "I_PB", ACCOUNT_ID) else None
+            )
 
-    result = runner.run(make_plan(contact_step(Action.UPDATE, Strategy.SEARCH, WhenAbsent.SKIP)),
-                        known_record_ids=Journal())
+    result = runner.run(
+        make_plan(contact_step(Action.UPDATE, Strategy.SEARCH, WhenAbsent.SKIP)),
+        known_record_ids=Journal(),
+    )
 
     assert result.steps[0].outcome is Outcome.UPDATED
     assert result.steps[0].record_id == contact_id
@@ -276,8 +280,10 @@ def test_stale_known_record_id_falls_back_to_search(
         def get(self, module: str, field: str, value: Any) -> str | None:
             return "5725767000009999999"
 
-    result = runner.run(make_plan(contact_step(Action.UPDATE, Strategy.SEARCH, WhenAbsent.SKIP)),
-                        known_record_ids=Journal())
+    result = runner.run(
+        make_plan(contact_step(Action.UPDATE, Strategy.SEARCH, WhenAbsent.SKIP)),
+        known_record_ids=Journal(),
+    )
 
     assert result.steps[0].record_id == contact_id
     assert len(emulator.request_log("search")) == 1
@@ -288,27 +294,37 @@ def test_completed_steps_reused_without_calls(
 ) -> None:
     contact_id = seed_contact(client)
     emulator.clear_log()
-    earlier = StepResult(step_id="contact", module="Contacts", action=Action.FIND_OR_CREATE,
-                         outcome=Outcome.UPDATED, record_id=contact_id, zoho_calls=1)
-    plan = make_plan(contact_step(),
-                     sim_step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE, link_to="contact"))
+    earlier = StepResult(
+        step_id="contact",
+        module="Contacts",
+        action=Action.FIND_OR_CREATE,
+        outcome=Outcome.UPDATED,
+        record_id=contact_id,
+        zoho_calls=1,
+    )
+    plan = make_plan(
+        contact_step(), sim_step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE, link_to="contact")
+    )
 
     result = runner.run(plan, completed={"contact": earlier})
 
     assert result.steps[0] is earlier
-    modules_called = {entry["module"] for entry in emulator.request_log()
-                      if entry["operation"] != "token"}
+    modules_called = {
+        entry["module"] for entry in emulator.request_log() if entry["operation"] != "token"
+    }
     assert modules_called == {"SIM_Cards"}
     assert emulator.records("SIM_Cards")[0]["Related_Contact"]["id"] == contact_id
 
 
 def test_on_step_called_in_order(runner: Runner) -> None:
     seen: list[tuple[str, Outcome]] = []
-    plan = make_plan(contact_step(),
-                     sim_step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE, link_to="contact"))
+    plan = make_plan(
+        contact_step(), sim_step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE, link_to="contact")
+    )
 
-    runner.run(plan, on_step=lambda step_result: seen.append(
-        (step_result.step_id, step_result.outcome)))
+    runner.run(
+        plan, on_step=lambda step_result: seen.append((step_result.step_id, step_result.outcome))
+    )
 
     assert seen == [("contact", Outcome.CREATED), ("sim", Outcome.CREATED)]
 
@@ -357,8 +373,9 @@ def test_upsert_safe_under_search_lag(emulator: EmulatorServer, runner: Runner) 
 
 
 def test_token_expiry_mid_run(emulator: EmulatorServer, runner: Runner) -> None:
-    plan = make_plan(contact_step(),
-                     sim_step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE, link_to="contact"))
+    plan = make_plan(
+        contact_step(), sim_step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE, link_to="contact")
+    )
 
     result = runner.run(plan, on_step=lambda _: emulator.expire_tokens())
 
@@ -366,12 +383,13 @@ def test_token_expiry_mid_run(emulator: EmulatorServer, runner: Runner) -> None:
     assert len(emulator.request_log("token")) == 2
 
 
-def test_unavailable_zoho_raises_with_retry_after(
-    emulator: EmulatorServer, runner: Runner
-) -> None:
-    emulator.add_fault(operation="upsert", status=503, count=50,
-                       body={"code": "INTERNAL_ERROR", "details": {}, "message": "down",
-                             "status": "error"})
+def test_unavailable_zoho_raises_with_retry_after(emulator: EmulatorServer, runner: Runner) -> None:
+    emulator.add_fault(
+        operation="upsert",
+        status=503,
+        count=50,
+        body={"code": "INTERNAL_ERROR", "details": {}, "message": "down", "status": "error"},
+    )
 
     with pytest.raises(ZohoUnavailableError) as raised:
         runner.run(make_plan(contact_step()), deadline=time.monotonic() + 0.5)
@@ -394,7 +412,10 @@ def test_search_duplicates_use_oldest(
 ) -> None:
     # Without a unique key field, an org can hold two records with the same key.
     step = Step(
-        id="contact", action=Action.UPDATE, module="Contacts", strategy=Strategy.SEARCH,
+        id="contact",
+        action=Action.UPDATE,
+        module="Contacts",
+        strategy=Strategy.SEARCH,
         match=RecordMatch(field="Email", value="twin@example.com", source=("email",)),
         fields=(FieldValue(field="First_Name", value="Ann", source=FIRST_NAME_PATH),),
         when_absent=WhenAbsent.SKIP,
@@ -408,9 +429,7 @@ def test_search_duplicates_use_oldest(
     assert "several records have the same key; using the oldest" in caplog.messages
 
 
-def test_search_lag_duplicate_updated_instead(
-    emulator: EmulatorServer, runner: Runner
-) -> None:
+def test_search_lag_duplicate_updated_instead(emulator: EmulatorServer, runner: Runner) -> None:
     # The search misses the record the first run created, so the second run's insert hits
     # the unique I_PB and Zoho names the existing record, which is then updated.
     emulator.update_settings(search_lag_seconds=60)
@@ -436,9 +455,7 @@ class SteppedClock:
         return self.now
 
 
-def test_spent_budget_stops_before_next_step(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
+def test_spent_budget_stops_before_next_step(emulator: EmulatorServer, client: ZohoClient) -> None:
     clock = SteppedClock()
     runner = Runner(client, clock=clock)
     deadline = clock.now + 10.0
@@ -448,8 +465,9 @@ def test_spent_budget_stops_before_next_step(
         done.append(result.step_id)
         clock.now = deadline
 
-    plan = make_plan(contact_step(), sim_step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE,
-                                              link_to="contact"))
+    plan = make_plan(
+        contact_step(), sim_step(Action.LINK, Strategy.UPSERT, WhenAbsent.CREATE, link_to="contact")
+    )
     with pytest.raises(ZohoUnavailableError) as raised:
         runner.run(plan, deadline=deadline, on_step=spend_budget)
 
@@ -464,8 +482,9 @@ def test_spent_budget_ignores_skipped_steps(client: ZohoClient) -> None:
     clock = SteppedClock()
     runner = Runner(client, clock=clock)
 
-    result = runner.run(make_plan(contact_step(skip_reason="condition is false")),
-                        deadline=clock.now - 1.0)
+    result = runner.run(
+        make_plan(contact_step(skip_reason="condition is false")), deadline=clock.now - 1.0
+    )
 
     assert [step.outcome for step in result.steps] == [Outcome.SKIPPED]
 
@@ -481,8 +500,9 @@ class KnownIds:
 
 
 def seed_contact_named_ann(client: ZohoClient) -> str:
-    result = client.insert("Contacts", [{"Last_Name": "Existing", "First_Name": "Ann",
-                                         "I_PB": ACCOUNT_ID}])[0]
+    result = client.insert(
+        "Contacts", [{"Last_Name": "Existing", "First_Name": "Ann", "I_PB": ACCOUNT_ID}]
+    )[0]
     return str(result.id)
 
 
@@ -494,11 +514,16 @@ def seed_contact_named_ann(client: ZohoClient) -> str:
     ],
 )
 def test_search_compares_found_record(
-    emulator: EmulatorServer, client: ZohoClient, runner: Runner,
-    seeded_first_name: str, outcome: Outcome, updates: int,
+    emulator: EmulatorServer,
+    client: ZohoClient,
+    runner: Runner,
+    seeded_first_name: str,
+    outcome: Outcome,
+    updates: int,
 ) -> None:
-    client.insert("Contacts", [{"Last_Name": "Existing", "First_Name": seeded_first_name,
-                                "I_PB": ACCOUNT_ID}])
+    client.insert(
+        "Contacts", [{"Last_Name": "Existing", "First_Name": seeded_first_name, "I_PB": ACCOUNT_ID}]
+    )
 
     result = runner.run(make_plan(contact_step(Action.FIND_OR_CREATE, Strategy.SEARCH)))
 
@@ -513,8 +538,10 @@ def test_known_id_unchanged_record_not_written(
     contact_id = seed_contact_named_ann(client)
     known = KnownIds({("Contacts", "I_PB", ACCOUNT_ID): contact_id})
 
-    result = runner.run(make_plan(contact_step(Action.UPDATE, Strategy.SEARCH, WhenAbsent.SKIP)),
-                        known_record_ids=known)
+    result = runner.run(
+        make_plan(contact_step(Action.UPDATE, Strategy.SEARCH, WhenAbsent.SKIP)),
+        known_record_ids=known,
+    )
 
     assert result.steps[0].outcome is Outcome.UNCHANGED
     assert result.steps[0].record_id == contact_id
@@ -531,14 +558,24 @@ def test_known_id_unchanged_record_not_written(
     ],
 )
 def test_search_link_compares_lookup(
-    emulator: EmulatorServer, client: ZohoClient, runner: Runner,
-    linked_to_contact: bool, outcome: Outcome,
+    emulator: EmulatorServer,
+    client: ZohoClient,
+    runner: Runner,
+    linked_to_contact: bool,
+    outcome: Outcome,
 ) -> None:
     contact_id = seed_contact_named_ann(client)
-    client.insert("SIM_Cards", [{
-        "Name": "Seeded SIM", "I_SIM_Card": SIM_ID, "Status": "Active",
-        "Related_Contact": {"id": contact_id} if linked_to_contact else None,
-    }])
+    client.insert(
+        "SIM_Cards",
+        [
+            {
+                "Name": "Seeded SIM",
+                "I_SIM_Card": SIM_ID,
+                "Status": "Active",
+                "Related_Contact": {"id": contact_id} if linked_to_contact else None,
+            }
+        ],
+    )
     plan = make_plan(
         contact_step(Action.FIND_OR_CREATE, Strategy.SEARCH),
         sim_step(Action.LINK, Strategy.SEARCH, WhenAbsent.CREATE, link_to="contact"),
@@ -575,12 +612,17 @@ def test_data_error_without_source_names_field(runner: Runner) -> None:
 
 def test_data_error_on_lookup_names_linked_key(runner: Runner) -> None:
     # The contact step ran in an earlier attempt, and its record was deleted in Zoho since.
-    deleted_contact = StepResult(step_id="contact", module="Contacts",
-                                 action=Action.FIND_OR_CREATE, outcome=Outcome.CREATED,
-                                 record_id="5725767000009999999")
-    plan = make_plan(contact_step(),
-                     sim_step(Action.FIND_OR_CREATE, Strategy.UPSERT, WhenAbsent.CREATE,
-                              link_to="contact"))
+    deleted_contact = StepResult(
+        step_id="contact",
+        module="Contacts",
+        action=Action.FIND_OR_CREATE,
+        outcome=Outcome.CREATED,
+        record_id="5725767000009999999",
+    )
+    plan = make_plan(
+        contact_step(),
+        sim_step(Action.FIND_OR_CREATE, Strategy.UPSERT, WhenAbsent.CREATE, link_to="contact"),
+    )
 
     with pytest.raises(ZohoDataError) as raised:
         runner.run(plan, completed={"contact": deleted_contact})

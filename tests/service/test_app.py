@@ -586,9 +586,12 @@ def test_unknown_event_type_is_no_metric_label(
     post_event(client, {**EVENT, "data": {"event_type": event_type}})
 
     assert failed_count("invalid") == before + 1
-    assert REGISTRY.get_sample_value(
-        "connector_events_total", {"event_type": event_type, "outcome": "failed"}
-    ) is None
+    assert (
+        REGISTRY.get_sample_value(
+            "connector_events_total", {"event_type": event_type, "outcome": "failed"}
+        )
+        is None
+    )
 
 
 def test_unexpected_error_is_500_without_trace(

@@ -35,6 +35,4 @@ def test_failing_closer_is_logged_and_others_run(caplog: pytest.LogCaptureFixtur
         service.close()
 
     assert closed == ["client"]
-    assert [record.message for record in caplog.records] == [
-        "releasing a service resource failed"
-    ]
+    assert [record.message for record in caplog.records] == ["releasing a service resource failed"]

@@ -115,12 +115,24 @@ def test_token_reused_until_margin(
 @pytest.mark.parametrize(
     ("body", "lifetime"),
     [
-        pytest.param({"access_token": "t", "expires_in": 3600, "api_domain": "https://a"},
-                     3600.0, id="current shape in seconds"),
-        pytest.param({"access_token": "t", "expires_in_sec": 3600, "expires_in": 3600000,
-                      "api_domain": "https://a"}, 3600.0, id="legacy shape in milliseconds"),
-        pytest.param({"access_token": "t", "api_domain": "https://a"}, 3600.0,
-                     id="no expiry means one hour"),
+        pytest.param(
+            {"access_token": "t", "expires_in": 3600, "api_domain": "https://a"},
+            3600.0,
+            id="current shape in seconds",
+        ),
+        pytest.param(
+            {
+                "access_token": "t",
+                "expires_in_sec": 3600,
+                "expires_in": 3600000,
+                "api_domain": "https://a",
+            },
+            3600.0,
+            id="legacy shape in milliseconds",
+        ),
+        pytest.param(
+            {"access_token": "t", "api_domain": "https://a"}, 3600.0, id="no expiry means one hour"
+        ),
     ],
 )
 def test_token_lifetime_parsing(body: dict[str, Any], lifetime: float) -> None:
@@ -130,15 +142,16 @@ def test_token_lifetime_parsing(body: dict[str, Any], lifetime: float) -> None:
 
 
 def test_refresh_without_api_domain_keeps_previous() -> None:
-    token = parse_token_response({"access_token": "t", "expires_in": 3600}, now=0.0,
-                                 previous_api_domain="https://www.zohoapis.eu")
+    token = parse_token_response(
+        {"access_token": "t", "expires_in": 3600},
+        now=0.0,
+        previous_api_domain="https://www.zohoapis.eu",
+    )
 
     assert token.api_domain == "https://www.zohoapis.eu"
 
 
-def test_api_domain_from_token_response_used(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
+def test_api_domain_from_token_response_used(emulator: EmulatorServer, client: ZohoClient) -> None:
     # The configured API domain refuses connections, like a US host for an EU org; only
     # the api_domain of the token response reaches the org.
     assert client.get("Contacts", RECORD_ID) is None
@@ -160,12 +173,27 @@ def test_api_domain_kept_when_refresh_omits_it(
 @pytest.mark.parametrize(
     ("credential", "wrong_value", "expected_error", "named"),
     [
-        pytest.param("client_secret", "wrong-secret", ZohoAuthError, "ZOHO_CRM_CLIENT_SECRET",
-                     id="invalid client names client id and secret"),
-        pytest.param("client_id", "wrong-client", ZohoAuthError, "ZOHO_CRM_CLIENT_ID",
-                     id="unknown client names client id"),
-        pytest.param("refresh_token", "revoked-token", ZohoAuthError, "ZOHO_CRM_REFRESH_TOKEN",
-                     id="invalid code names refresh token"),
+        pytest.param(
+            "client_secret",
+            "wrong-secret",
+            ZohoAuthError,
+            "ZOHO_CRM_CLIENT_SECRET",
+            id="invalid client names client id and secret",
+        ),
+        pytest.param(
+            "client_id",
+            "wrong-client",
+            ZohoAuthError,
+            "ZOHO_CRM_CLIENT_ID",
+            id="unknown client names client id",
+        ),
+        pytest.param(
+            "refresh_token",
+            "revoked-token",
+            ZohoAuthError,
+            "ZOHO_CRM_REFRESH_TOKEN",
+            id="invalid code names refresh token",
+        ),
     ],
 )
 def test_token_endpoint_errors(
@@ -197,9 +225,7 @@ def test_revoked_refresh_token(emulator: EmulatorServer, client: ZohoClient) -> 
     assert "ZOHO_CRM_REFRESH_TOKEN" in raised.value.message
 
 
-def test_token_throttle_is_rate_limit(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
+def test_token_throttle_is_rate_limit(emulator: EmulatorServer, client: ZohoClient) -> None:
     emulator.update_settings(token_limit_per_window=0)
 
     with pytest.raises(ZohoRateLimitError) as raised:
@@ -212,7 +238,7 @@ def test_token_throttle_is_rate_limit(
 ACCESS_DENIED = {
     "error": "Access Denied",
     "error_description": "You have made too many requests continuously. "
-                         "Please try again after some time.",
+    "Please try again after some time.",
     "status": "failure",
 }
 
@@ -220,16 +246,21 @@ ACCESS_DENIED = {
 @pytest.mark.parametrize(
     ("fault", "retry_after"),
     [
-        pytest.param({"status": 429, "body": None, "headers": {"Retry-After": "30"}}, 30.0,
-                     id="429 empty body with Retry-After"),
-        pytest.param({"status": 429, "body": {"status": "failure"}}, 60.0,
-                     id="429 JSON without error"),
-        pytest.param({"status": 429, "body": ACCESS_DENIED}, 60.0,
-                     id="429 Access Denied body"),
-        pytest.param({"status": 400, "body": ACCESS_DENIED}, 60.0,
-                     id="400 Access Denied body"),
-        pytest.param({"status": 403, "text": "<html><h1>Access Denied</h1></html>"}, 60.0,
-                     id="403 Access Denied page"),
+        pytest.param(
+            {"status": 429, "body": None, "headers": {"Retry-After": "30"}},
+            30.0,
+            id="429 empty body with Retry-After",
+        ),
+        pytest.param(
+            {"status": 429, "body": {"status": "failure"}}, 60.0, id="429 JSON without error"
+        ),
+        pytest.param({"status": 429, "body": ACCESS_DENIED}, 60.0, id="429 Access Denied body"),
+        pytest.param({"status": 400, "body": ACCESS_DENIED}, 60.0, id="400 Access Denied body"),
+        pytest.param(
+            {"status": 403, "text": "<html><h1>Access Denied</h1></html>"},
+            60.0,
+            id="403 Access Denied page",
+        ),
     ],
 )
 def test_token_endpoint_throttle_is_rate_limit(
@@ -265,8 +296,13 @@ def test_no_secret_in_logs(
     emulator.expire_tokens()
     client.get("Contacts", RECORD_ID)
 
-    forbidden = [SANDBOX_CREDENTIALS["client_secret"], SANDBOX_CREDENTIALS["refresh_token"],
-                 "Private Person", "p@example.com", "1000."]
+    forbidden = [
+        SANDBOX_CREDENTIALS["client_secret"],
+        SANDBOX_CREDENTIALS["refresh_token"],
+        "Private Person",
+        "p@example.com",
+        "1000.",
+    ]
     rendered = [record.getMessage() + repr(record.__dict__) for record in caplog.records]
     assert rendered != []
     for text in forbidden:
@@ -287,15 +323,24 @@ def test_settings_repr_hides_secrets(emulator: EmulatorServer) -> None:
     ("data_center", "accounts_url", "api_domain"),
     [
         pytest.param("eu", "https://accounts.zoho.eu", "https://www.zohoapis.eu", id="eu"),
-        pytest.param("ca", "https://accounts.zohocloud.ca", "https://www.zohoapis.ca",
-                     id="canada accounts on zohocloud"),
-        pytest.param("AU", "https://accounts.zoho.com.au", "https://www.zohoapis.com.au",
-                     id="upper case name"),
+        pytest.param(
+            "ca",
+            "https://accounts.zohocloud.ca",
+            "https://www.zohoapis.ca",
+            id="canada accounts on zohocloud",
+        ),
+        pytest.param(
+            "AU",
+            "https://accounts.zoho.com.au",
+            "https://www.zohoapis.com.au",
+            id="upper case name",
+        ),
     ],
 )
 def test_settings_for_data_center(data_center: str, accounts_url: str, api_domain: str) -> None:
-    settings = ZohoSettings.for_data_center(data_center, client_id="c", client_secret="s",
-                                            refresh_token="r")
+    settings = ZohoSettings.for_data_center(
+        data_center, client_id="c", client_secret="s", refresh_token="r"
+    )
 
     assert settings.accounts_url == accounts_url
     assert settings.api_domain == api_domain
@@ -329,7 +374,9 @@ def test_token_file_private_and_without_secrets(
     assert "sandbox-secret" not in content
     assert "sandbox-refresh-token" not in content
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "zoho-token.json", "zoho-token.json.lock"]
+        "zoho-token.json",
+        "zoho-token.json.lock",
+    ]
 
 
 def test_token_file_reused_by_second_client(
@@ -367,17 +414,23 @@ def test_token_file_replaced_atomically(tmp_path: Path, monkeypatch: pytest.Monk
     "content",
     [
         pytest.param("{not json", id="not json"),
-        pytest.param('{"client_id": "sandbox-client", "access_token": "1000.x", '
-                     '"expires_at": "abc", "api_domain": "http://127.0.0.1:9"}',
-                     id="expiry as text"),
-        pytest.param('{"client_id": "sandbox-client", "access_token": "1000.x", '
-                     '"expires_at": Infinity, "api_domain": "http://127.0.0.1:9"}',
-                     id="infinite expiry"),
+        pytest.param(
+            '{"client_id": "sandbox-client", "access_token": "1000.x", '
+            '"expires_at": "abc", "api_domain": "http://127.0.0.1:9"}',
+            id="expiry as text",
+        ),
+        pytest.param(
+            '{"client_id": "sandbox-client", "access_token": "1000.x", '
+            '"expires_at": Infinity, "api_domain": "http://127.0.0.1:9"}',
+            id="infinite expiry",
+        ),
         pytest.param("[1]", id="array"),
     ],
 )
 def test_unreadable_token_file_ignored(
-    emulator: EmulatorServer, client_factory: Callable[..., ZohoClient], tmp_path: Path,
+    emulator: EmulatorServer,
+    client_factory: Callable[..., ZohoClient],
+    tmp_path: Path,
     content: str,
 ) -> None:
     token_file = tmp_path / "zoho-token.json"
@@ -408,8 +461,14 @@ def test_two_processes_refresh_once(emulator: EmulatorServer, tmp_path: Path) ->
     # the first still holds it, and must then reuse the token the first one wrote.
     emulator.add_fault(operation="token", kind="timeout", hold_seconds=1.0)
     token_file = tmp_path / "zoho-token.json"
-    command = [sys.executable, "-c", PROCESS_SCRIPT, emulator.url, closed_port_url(),
-               str(token_file)]
+    command = [
+        sys.executable,
+        "-c",
+        PROCESS_SCRIPT,
+        emulator.url,
+        closed_port_url(),
+        str(token_file),
+    ]
 
     processes = [
         subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -425,8 +484,15 @@ def test_two_processes_refresh_once(emulator: EmulatorServer, tmp_path: Path) ->
 @pytest.mark.slow
 def test_stuck_token_file_lock_times_out(emulator: EmulatorServer, tmp_path: Path) -> None:
     token_file = tmp_path / "zoho-token.json"
-    client = ZohoClient(make_settings(emulator, token_file=token_file, max_retries=0,
-                                      connect_timeout_seconds=0.1, timeout_seconds=0.1))
+    client = ZohoClient(
+        make_settings(
+            emulator,
+            token_file=token_file,
+            max_retries=0,
+            connect_timeout_seconds=0.1,
+            timeout_seconds=0.1,
+        )
+    )
     held = FileLock(str(token_file) + ".lock")
 
     with held, pytest.raises(ZohoUnavailableError) as raised:
@@ -446,21 +512,42 @@ def test_stuck_token_file_lock_times_out(emulator: EmulatorServer, tmp_path: Pat
         pytest.param("https://www.zohoapis.eu/", False, None, id="trailing slash"),
         pytest.param("https://127.0.0.1:8443", False, None, id="https with port"),
         pytest.param("http://127.0.0.1:8090", True, None, id="http for a local accounts server"),
-        pytest.param("http://www.zohoapis.eu", False, "is not an https URL",
-                     id="http for an https accounts server"),
+        pytest.param(
+            "http://www.zohoapis.eu",
+            False,
+            "is not an https URL",
+            id="http for an https accounts server",
+        ),
         pytest.param("ftp://evil.invalid", False, "is not an https URL", id="ftp scheme"),
-        pytest.param("ftp://evil.invalid", True, "is not an http or https URL",
-                     id="ftp scheme with http allowed"),
+        pytest.param(
+            "ftp://evil.invalid",
+            True,
+            "is not an http or https URL",
+            id="ftp scheme with http allowed",
+        ),
         pytest.param("www.zohoapis.eu", False, "is not an https URL", id="no scheme"),
         pytest.param("https://", False, "has no valid host name", id="no host"),
-        pytest.param("https://www.zoho apis.eu", False, "has no valid host name",
-                     id="space in host"),
-        pytest.param("https://www.zohoapis.eu/proxy", False,
-                     "has more than a scheme, host and port", id="path"),
-        pytest.param("https://user@www.zohoapis.eu", False,
-                     "has more than a scheme, host and port", id="user name"),
-        pytest.param("https://www.zohoapis.eu?x=1", False,
-                     "has more than a scheme, host and port", id="query"),
+        pytest.param(
+            "https://www.zoho apis.eu", False, "has no valid host name", id="space in host"
+        ),
+        pytest.param(
+            "https://www.zohoapis.eu/proxy",
+            False,
+            "has more than a scheme, host and port",
+            id="path",
+        ),
+        pytest.param(
+            "https://user@www.zohoapis.eu",
+            False,
+            "has more than a scheme, host and port",
+            id="user name",
+        ),
+        pytest.param(
+            "https://www.zohoapis.eu?x=1",
+            False,
+            "has more than a scheme, host and port",
+            id="query",
+        ),
         pytest.param("https://www.zohoapis.eu:port", False, "is not a URL", id="port not a number"),
     ],
 )
@@ -484,9 +571,11 @@ def test_invalid_api_domain_not_stored(
 ) -> None:
     token_file = tmp_path / "zoho-token.json"
     client = client_factory(token_file=token_file)
-    emulator.add_fault(operation="token", status=200,
-                       body={"access_token": "1000.bad", "expires_in": 3600,
-                             "api_domain": "ftp://evil.invalid"})
+    emulator.add_fault(
+        operation="token",
+        status=200,
+        body={"access_token": "1000.bad", "expires_in": 3600, "api_domain": "ftp://evil.invalid"},
+    )
 
     with pytest.raises(ZohoAuthError) as raised:
         client.get("Contacts", RECORD_ID)
@@ -504,10 +593,17 @@ def test_token_file_with_invalid_api_domain_ignored(
     emulator: EmulatorServer, client_factory: Callable[..., ZohoClient], tmp_path: Path
 ) -> None:
     token_file = tmp_path / "zoho-token.json"
-    token_file.write_text(json.dumps({
-        "client_id": SANDBOX_CREDENTIALS["client_id"], "access_token": "1000.stored",
-        "expires_at": 4_000_000_000.0, "api_domain": "ftp://evil.invalid",
-    }), encoding="utf-8")
+    token_file.write_text(
+        json.dumps(
+            {
+                "client_id": SANDBOX_CREDENTIALS["client_id"],
+                "access_token": "1000.stored",
+                "expires_at": 4_000_000_000.0,
+                "api_domain": "ftp://evil.invalid",
+            }
+        ),
+        encoding="utf-8",
+    )
 
     assert client_factory(token_file=token_file).get("Contacts", RECORD_ID) is None
 
@@ -540,9 +636,11 @@ def test_invalid_token_lifetime_is_request_error(lifetime: Any, shown: str) -> N
 def test_token_lifetime_text_from_endpoint_fails_clearly(
     emulator: EmulatorServer, client: ZohoClient
 ) -> None:
-    emulator.add_fault(operation="token", status=200,
-                       body={"access_token": "1000.x", "expires_in": "abc",
-                             "api_domain": emulator.url})
+    emulator.add_fault(
+        operation="token",
+        status=200,
+        body={"access_token": "1000.x", "expires_in": "abc", "api_domain": emulator.url},
+    )
 
     with pytest.raises(ZohoRequestError) as raised:
         client.get("Contacts", RECORD_ID)

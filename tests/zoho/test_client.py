@@ -27,7 +27,7 @@ from engine.zoho.retry import parse_retry_after
 
 HOSTILE_VALUES = [
     pytest.param("a(b),c\\d", id="brackets comma backslash"),
-    pytest.param("O'Brien \"Bob\"", id="quotes"),
+    pytest.param('O\'Brien "Bob"', id="quotes"),
     pytest.param("user+tag@example.com", id="at and plus"),
     pytest.param("+44 20 7946 0958", id="leading plus and spaces"),
     pytest.param("Müller-Lüdenscheidt", id="non ascii"),
@@ -67,9 +67,7 @@ def test_search_exact_hostile_values(
     assert sent == equals_criteria("I_PB", value)
 
 
-def test_search_criteria_escaped_on_the_wire(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
+def test_search_criteria_escaped_on_the_wire(emulator: EmulatorServer, client: ZohoClient) -> None:
     client.search_exact("Contacts", "I_PB", "a(b),c\\d")
 
     sent = emulator.request_log("search")[0]["query"]["criteria"]
@@ -89,13 +87,12 @@ def test_search_number_field(client: ZohoClient) -> None:
     assert [record["id"] for record in found] == [created[0].id]
 
 
-def test_search_pages_through_word_matches(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
+def test_search_pages_through_word_matches(emulator: EmulatorServer, client: ZohoClient) -> None:
     # 200 decoys fill the first search page; the exact match is on the second.
     for batch in range(2):
-        decoys = [{"Last_Name": "Decoy", "I_PB": f"key extra{batch}-{index}"}
-                  for index in range(100)]
+        decoys = [
+            {"Last_Name": "Decoy", "I_PB": f"key extra{batch}-{index}"} for index in range(100)
+        ]
         client.insert("Contacts", decoys)
     expected = client.insert("Contacts", [{"Last_Name": "Wanted", "I_PB": "key"}])[0]
 
@@ -164,25 +161,23 @@ def test_trigger_sent_as_configured(
         assert entry["body"].get("trigger", "absent") == expected
 
 
-def test_insert_mixed_batch_results_in_order(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
-    results = client.insert("Contacts", [
-        {"Last_Name": "Good"},
-        {"Last_Name": "Bad", "Phone": "call me maybe"},
-        {"First_Name": "No last name"},
-    ])
+def test_insert_mixed_batch_results_in_order(emulator: EmulatorServer, client: ZohoClient) -> None:
+    results = client.insert(
+        "Contacts",
+        [
+            {"Last_Name": "Good"},
+            {"Last_Name": "Bad", "Phone": "call me maybe"},
+            {"First_Name": "No last name"},
+        ],
+    )
 
-    assert [result.code for result in results] == ["SUCCESS", "INVALID_DATA",
-                                                   "MANDATORY_NOT_FOUND"]
+    assert [result.code for result in results] == ["SUCCESS", "INVALID_DATA", "MANDATORY_NOT_FOUND"]
     assert [result.api_name for result in results] == [None, "Phone", "Last_Name"]
     assert results[0].id is not None
     assert emulator.request_log("insert")[0]["status"] == 207
 
 
-def test_insert_all_failed_returns_results(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
+def test_insert_all_failed_returns_results(emulator: EmulatorServer, client: ZohoClient) -> None:
     results = client.insert("Contacts", [{"Last_Name": "x" * 81}])
 
     assert results[0].code == "INVALID_DATA"
@@ -286,12 +281,19 @@ def test_slot_wait_ends_at_deadline(
     assert len(emulator.request_log("get")) == 2
 
 
-def test_rate_limit_retried_with_retry_after(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
-    emulator.add_fault(operation="get", status=429, count=2, headers={"Retry-After": "0"},
-                       body={"code": "TOO_MANY_REQUESTS", "details": {}, "message": "slow down",
-                             "status": "error"})
+def test_rate_limit_retried_with_retry_after(emulator: EmulatorServer, client: ZohoClient) -> None:
+    emulator.add_fault(
+        operation="get",
+        status=429,
+        count=2,
+        headers={"Retry-After": "0"},
+        body={
+            "code": "TOO_MANY_REQUESTS",
+            "details": {},
+            "message": "slow down",
+            "status": "error",
+        },
+    )
 
     assert client.get("Contacts", "5725767000000411001") is None
     assert [entry["status"] for entry in emulator.request_log("get")] == [429, 429, 204]
@@ -300,9 +302,18 @@ def test_rate_limit_retried_with_retry_after(
 def test_deadline_stops_retries_with_retry_after(
     emulator: EmulatorServer, client: ZohoClient
 ) -> None:
-    emulator.add_fault(operation="get", status=429, count=5, headers={"Retry-After": "30"},
-                       body={"code": "TOO_MANY_REQUESTS", "details": {}, "message": "slow down",
-                             "status": "error"})
+    emulator.add_fault(
+        operation="get",
+        status=429,
+        count=5,
+        headers={"Retry-After": "30"},
+        body={
+            "code": "TOO_MANY_REQUESTS",
+            "details": {},
+            "message": "slow down",
+            "status": "error",
+        },
+    )
 
     with pytest.raises(ZohoRateLimitError) as raised:
         client.get("Contacts", "5725767000000411001", deadline=time.monotonic() + 5)
@@ -311,9 +322,7 @@ def test_deadline_stops_retries_with_retry_after(
     assert len(emulator.request_log("get")) == 1
 
 
-def test_check_ready_reports_token_and_api(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
+def test_check_ready_reports_token_and_api(emulator: EmulatorServer, client: ZohoClient) -> None:
     report = client.check_ready("Contacts", "I_PB")
 
     assert report["ready"] is True
@@ -371,8 +380,9 @@ def test_check_ready_with_bad_credentials(client_factory: Callable[..., ZohoClie
         pytest.param("abc", "ABC", False, id="case differs"),
         pytest.param("123", 123, True, id="number returned as string"),
         pytest.param(123.0, 123, True, id="number returned as float"),
-        pytest.param({"id": "5725767000000411001"}, "5725767000000411001", True,
-                     id="lookup compares id"),
+        pytest.param(
+            {"id": "5725767000000411001"}, "5725767000000411001", True, id="lookup compares id"
+        ),
         pytest.param(None, "x", False, id="missing value"),
         pytest.param(True, 1, False, id="boolean is not a number"),
     ],
@@ -386,27 +396,37 @@ def metric_value(name: str, labels: dict[str, str]) -> float:
 
 
 def test_calls_and_retries_counted(emulator: EmulatorServer, client: ZohoClient) -> None:
-    calls_before = metric_value("connector_zoho_calls_total",
-                                {"operation": "get", "status": "204"})
-    limited_before = metric_value("connector_zoho_calls_total",
-                                  {"operation": "get", "status": "429"})
+    calls_before = metric_value("connector_zoho_calls_total", {"operation": "get", "status": "204"})
+    limited_before = metric_value(
+        "connector_zoho_calls_total", {"operation": "get", "status": "429"}
+    )
     retries_before = metric_value("connector_zoho_retries_total", {"operation": "get"})
-    emulator.add_fault(operation="get", status=429, count=1,
-                       body={"code": "TOO_MANY_REQUESTS", "details": {}, "message": "slow down",
-                             "status": "error"})
+    emulator.add_fault(
+        operation="get",
+        status=429,
+        count=1,
+        body={
+            "code": "TOO_MANY_REQUESTS",
+            "details": {},
+            "message": "slow down",
+            "status": "error",
+        },
+    )
 
     client.get("Contacts", "5725767000000411001")
 
-    assert metric_value("connector_zoho_calls_total",
-                        {"operation": "get", "status": "204"}) == calls_before + 1
-    assert metric_value("connector_zoho_calls_total",
-                        {"operation": "get", "status": "429"}) == limited_before + 1
+    assert (
+        metric_value("connector_zoho_calls_total", {"operation": "get", "status": "204"})
+        == calls_before + 1
+    )
+    assert (
+        metric_value("connector_zoho_calls_total", {"operation": "get", "status": "429"})
+        == limited_before + 1
+    )
     assert metric_value("connector_zoho_retries_total", {"operation": "get"}) == retries_before + 1
 
 
-def test_retry_after_read_from_empty_429(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
+def test_retry_after_read_from_empty_429(emulator: EmulatorServer, client: ZohoClient) -> None:
     emulator.add_fault(operation="get", status=429, count=5, headers={"Retry-After": "45"})
 
     with pytest.raises(ZohoRateLimitError) as raised:
@@ -441,9 +461,18 @@ def test_parse_retry_after_bounded(header: str, retry_after: float | None) -> No
 def test_unusable_retry_after_gives_finite_wait(
     emulator: EmulatorServer, client: ZohoClient, header: str, retry_after: float | None
 ) -> None:
-    emulator.add_fault(operation="get", status=429, count=5, headers={"Retry-After": header},
-                       body={"code": "TOO_MANY_REQUESTS", "details": {}, "message": "slow down",
-                             "status": "error"})
+    emulator.add_fault(
+        operation="get",
+        status=429,
+        count=5,
+        headers={"Retry-After": header},
+        body={
+            "code": "TOO_MANY_REQUESTS",
+            "details": {},
+            "message": "slow down",
+            "status": "error",
+        },
+    )
 
     with pytest.raises(ZohoRateLimitError) as raised:
         client.get("Contacts", "5725767000000411001", deadline=time.monotonic() + 5)
@@ -458,27 +487,44 @@ def test_unusable_retry_after_gives_finite_wait(
         assert sent == retry_after
 
 
-UPSERT_SUCCESS_WITHOUT_ID = {"code": "SUCCESS", "status": "success", "message": "record added",
-                             "action": "insert", "duplicate_field": None,
-                             "details": {"Modified_Time": "2026-01-01T00:00:00+00:00"}}
+UPSERT_SUCCESS_WITHOUT_ID = {
+    "code": "SUCCESS",
+    "status": "success",
+    "message": "record added",
+    "action": "insert",
+    "duplicate_field": None,
+    "details": {"Modified_Time": "2026-01-01T00:00:00+00:00"},
+}
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        pytest.param({"data": ["x"]}, "returned a result that is not a JSON object (str)",
-                     id="string element"),
-        pytest.param({"data": [None]}, "returned a result that is not a JSON object (NoneType)",
-                     id="null element"),
-        pytest.param({"data": [UPSERT_SUCCESS_WITHOUT_ID]},
-                     "reported success without a record id of digits in details.id",
-                     id="success without details id"),
-        pytest.param({"data": [{**UPSERT_SUCCESS_WITHOUT_ID, "details": {"id": "abc"}}]},
-                     "reported success without a record id of digits in details.id",
-                     id="success with id not digits"),
-        pytest.param({"data": [{**UPSERT_SUCCESS_WITHOUT_ID, "details": "x"}]},
-                     "reported success without a record id of digits in details.id",
-                     id="success with details not an object"),
+        pytest.param(
+            {"data": ["x"]},
+            "returned a result that is not a JSON object (str)",
+            id="string element",
+        ),
+        pytest.param(
+            {"data": [None]},
+            "returned a result that is not a JSON object (NoneType)",
+            id="null element",
+        ),
+        pytest.param(
+            {"data": [UPSERT_SUCCESS_WITHOUT_ID]},
+            "reported success without a record id of digits in details.id",
+            id="success without details id",
+        ),
+        pytest.param(
+            {"data": [{**UPSERT_SUCCESS_WITHOUT_ID, "details": {"id": "abc"}}]},
+            "reported success without a record id of digits in details.id",
+            id="success with id not digits",
+        ),
+        pytest.param(
+            {"data": [{**UPSERT_SUCCESS_WITHOUT_ID, "details": "x"}]},
+            "reported success without a record id of digits in details.id",
+            id="success with details not an object",
+        ),
     ],
 )
 def test_malformed_write_result_is_request_error(
@@ -536,10 +582,17 @@ def test_revoked_refresh_token_clears_token_readiness(
 
 def test_rejected_call_clears_readiness(emulator: EmulatorServer, client: ZohoClient) -> None:
     assert client.check_ready("Contacts", "I_PB")["ready"] is True
-    emulator.add_fault(operation="search", status=401, count=2,
-                       body={"code": "OAUTH_SCOPE_MISMATCH", "details": {},
-                             "message": "invalid oauth scope to access this URL",
-                             "status": "error"})
+    emulator.add_fault(
+        operation="search",
+        status=401,
+        count=2,
+        body={
+            "code": "OAUTH_SCOPE_MISMATCH",
+            "details": {},
+            "message": "invalid oauth scope to access this URL",
+            "status": "error",
+        },
+    )
 
     with pytest.raises(ZohoAuthError):
         client.search_exact("Contacts", "I_PB", "x")
@@ -573,8 +626,11 @@ def test_rejected_token_not_reused_from_token_file(
     ("operation", "body"),
     [
         pytest.param("get", {"data": ["x"]}, id="get with a string record"),
-        pytest.param("search", {"data": [None], "info": {"more_records": False}},
-                     id="search with a null record"),
+        pytest.param(
+            "search",
+            {"data": [None], "info": {"more_records": False}},
+            id="search with a null record",
+        ),
     ],
 )
 def test_malformed_read_result_is_request_error(

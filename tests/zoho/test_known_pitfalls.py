@@ -31,10 +31,8 @@ RECORD_ID = "5725767000000411001"
         pytest.param("us", "https://accounts.zoho.com", "https://www.zohoapis.com", id="us"),
         pytest.param("eu", "https://accounts.zoho.eu", "https://www.zohoapis.eu", id="eu"),
         pytest.param("in", "https://accounts.zoho.in", "https://www.zohoapis.in", id="in"),
-        pytest.param("au", "https://accounts.zoho.com.au", "https://www.zohoapis.com.au",
-                     id="au"),
-        pytest.param("cn", "https://accounts.zoho.com.cn", "https://www.zohoapis.com.cn",
-                     id="cn"),
+        pytest.param("au", "https://accounts.zoho.com.au", "https://www.zohoapis.com.au", id="au"),
+        pytest.param("cn", "https://accounts.zoho.com.cn", "https://www.zohoapis.com.cn", id="cn"),
         pytest.param("jp", "https://accounts.zoho.jp", "https://www.zohoapis.jp", id="jp"),
         pytest.param("ca", "https://accounts.zohocloud.ca", "https://www.zohoapis.ca", id="ca"),
         pytest.param("sa", "https://accounts.zoho.sa", "https://www.zohoapis.sa", id="sa"),
@@ -43,8 +41,9 @@ RECORD_ID = "5725767000000411001"
 def test_each_data_center_has_own_hosts(
     data_center: str, accounts_url: str, api_domain: str
 ) -> None:
-    settings = ZohoSettings.for_data_center(data_center, client_id="c", client_secret="s",
-                                            refresh_token="r")
+    settings = ZohoSettings.for_data_center(
+        data_center, client_id="c", client_secret="s", refresh_token="r"
+    )
 
     assert settings.token_url == f"{accounts_url}/oauth/v2/token"
     assert settings.api_domain == api_domain
@@ -95,14 +94,18 @@ def test_token_response_without_token_fails_clearly(
     assert emulator.request_log("get") == []
 
 
-def test_scope_mismatch_reported_by_readiness(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
+def test_scope_mismatch_reported_by_readiness(emulator: EmulatorServer, client: ZohoClient) -> None:
     # Zoho mints tokens without checking scopes, so only the API call reveals a missing one.
-    emulator.add_fault(operation="search", status=401,
-                       body={"code": "OAUTH_SCOPE_MISMATCH", "details": {},
-                             "message": "invalid oauth scope to access this URL",
-                             "status": "error"})
+    emulator.add_fault(
+        operation="search",
+        status=401,
+        body={
+            "code": "OAUTH_SCOPE_MISMATCH",
+            "details": {},
+            "message": "invalid oauth scope to access this URL",
+            "status": "error",
+        },
+    )
 
     report = client.check_ready("Contacts", "I_PB")
 
@@ -151,9 +154,12 @@ def test_token_file_write_failure_keeps_token(
 
     assert len(emulator.request_log("token")) == 1
     assert "failed to write the Zoho token file, so the new token is kept in memory only" in (
-        caplog.messages)
+        caplog.messages
+    )
     assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "zoho-token.json", "zoho-token.json.lock"]
+        "zoho-token.json",
+        "zoho-token.json.lock",
+    ]
 
 
 # Records and search
@@ -169,8 +175,10 @@ def test_multiselect_value_sent_as_array(tmp_path: Path) -> None:
         "      Destination: {type: multiselectpicklist, values: [Paris, Rome]}\n",
         encoding="utf-8",
     )
-    with EmulatorServer(modules_path=modules_file) as emulator, \
-            ZohoClient(make_settings(emulator)) as client:
+    with (
+        EmulatorServer(modules_path=modules_file) as emulator,
+        ZohoClient(make_settings(emulator)) as client,
+    ):
         converted = convert_value("Paris", "multiselectpicklist")
         accepted = client.insert("Trips", [{"Name": "Converted", "Destination": converted}])[0]
         rejected = client.insert("Trips", [{"Name": "Raw", "Destination": "Paris"}])[0]
@@ -187,9 +195,12 @@ def test_multiselect_value_sent_as_array(tmp_path: Path) -> None:
 def test_tag_objects_returned_unchanged(emulator: EmulatorServer, client: ZohoClient) -> None:
     tags = [{"name": "VIP", "id": "5725767000000500001"}]
     emulator.add_fault(
-        operation="search", status=200,
-        body={"data": [{"id": RECORD_ID, "Last_Name": "Tagged", "I_PB": "acc-1", "Tag": tags}],
-              "info": {"per_page": 200, "count": 1, "page": 1, "more_records": False}},
+        operation="search",
+        status=200,
+        body={
+            "data": [{"id": RECORD_ID, "Last_Name": "Tagged", "I_PB": "acc-1", "Tag": tags}],
+            "info": {"per_page": 200, "count": 1, "page": 1, "more_records": False},
+        },
     )
 
     found = client.search_exact("Contacts", "I_PB", "acc-1")
@@ -211,4 +222,3 @@ def test_unknown_search_field_is_request_error(
     assert MAPPING_HINT in raised.value.message
     assert len(searches) == 1
     assert searches[0]["query"]["criteria"] == "(createdTime:equals:2021-08-16T14:32:23+05:30)"
-

@@ -50,7 +50,9 @@ def test_status_row_on_get(
     code = rule.code or "UNLISTED_CODE"
     expected_attempts = attempts_for(rule, idempotent=True)
     emulator.add_fault(
-        operation="get", status=rule.status, count=expected_attempts,
+        operation="get",
+        status=rule.status,
+        count=expected_attempts,
         body={"code": code, "details": {}, "message": "injected", "status": "error"},
     )
 
@@ -71,9 +73,12 @@ def test_insert_not_retried_after_server_error(
     status: int, emulator: EmulatorServer, client_factory: Callable[..., ZohoClient]
 ) -> None:
     client = client_factory(max_retries=MAX_RETRIES)
-    emulator.add_fault(operation="insert", status=status, count=3,
-                       body={"code": "INTERNAL_ERROR", "details": {}, "message": "injected",
-                             "status": "error"})
+    emulator.add_fault(
+        operation="insert",
+        status=status,
+        count=3,
+        body={"code": "INTERNAL_ERROR", "details": {}, "message": "injected", "status": "error"},
+    )
 
     with pytest.raises(ZohoUnavailableError):
         client.insert("Contacts", [{"Last_Name": "Once"}])
@@ -85,9 +90,12 @@ def test_insert_retried_after_rate_limit(
     emulator: EmulatorServer, client_factory: Callable[..., ZohoClient]
 ) -> None:
     client = client_factory(max_retries=MAX_RETRIES)
-    emulator.add_fault(operation="insert", status=429, count=1,
-                       body={"code": "TOO_MANY_REQUESTS", "details": {}, "message": "injected",
-                             "status": "error"})
+    emulator.add_fault(
+        operation="insert",
+        status=429,
+        count=1,
+        body={"code": "TOO_MANY_REQUESTS", "details": {}, "message": "injected", "status": "error"},
+    )
 
     results = client.insert("Contacts", [{"Last_Name": "After 429"}])
 
@@ -99,9 +107,17 @@ def test_insert_retried_after_rate_limit(
 def test_refresh_row_recovers_after_one_refresh(
     emulator: EmulatorServer, client: ZohoClient
 ) -> None:
-    emulator.add_fault(operation="get", status=401, count=1,
-                       body={"code": "INVALID_TOKEN", "details": {},
-                             "message": "invalid oauth token", "status": "error"})
+    emulator.add_fault(
+        operation="get",
+        status=401,
+        count=1,
+        body={
+            "code": "INVALID_TOKEN",
+            "details": {},
+            "message": "invalid oauth token",
+            "status": "error",
+        },
+    )
 
     assert client.get("Contacts", RECORD_ID) is None
     assert len(emulator.request_log("token")) == 2
@@ -260,12 +276,18 @@ def test_fallback_rows(status: int, code: str, expected: OutcomeRule) -> None:
     assert classify(status, code) is expected
 
 
-def test_second_invalid_token_fails(
-    emulator: EmulatorServer, client: ZohoClient
-) -> None:
-    emulator.add_fault(operation="get", status=401, count=2,
-                       body={"code": "INVALID_TOKEN", "details": {},
-                             "message": "invalid oauth token", "status": "error"})
+def test_second_invalid_token_fails(emulator: EmulatorServer, client: ZohoClient) -> None:
+    emulator.add_fault(
+        operation="get",
+        status=401,
+        count=2,
+        body={
+            "code": "INVALID_TOKEN",
+            "details": {},
+            "message": "invalid oauth token",
+            "status": "error",
+        },
+    )
 
     with pytest.raises(ZohoAuthError):
         client.get("Contacts", RECORD_ID)
