@@ -11,8 +11,10 @@ one line each. No message contains the value of a secret.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +55,10 @@ _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 _ZOHO_CREDENTIALS = ("ZOHO_CRM_CLIENT_ID", "ZOHO_CRM_CLIENT_SECRET", "ZOHO_CRM_REFRESH_TOKEN")
 
 T = TypeVar("T")
+
+# One host name label (RFC 1123): letters, digits and inner hyphens, 1 to 63 characters.
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+_MAX_HOST_NAME_LENGTH = 253
 
 
 def _zoho_defaults() -> ModuleType:
@@ -212,6 +218,10 @@ class Settings:
         cors_origins = _cors_origins(reader, production)
         default_host = LOOPBACK_HOST if sandbox else "0.0.0.0"  # noqa: S104 - NSPS connects from outside
         host = reader.text("HOST") or default_host
+        problem = host_problem("HOST", host)
+        if problem is not None:
+            reader.problems.append(problem)
+            host = default_host
         if sandbox_automatic and host != LOOPBACK_HOST:
             reader.warnings.append(
                 f"HOST={host!r} is overridden with {LOOPBACK_HOST}: sandbox mode started "
@@ -287,6 +297,41 @@ class Settings:
         if reader.problems:
             raise ConfigError(reader.problems)
         return settings
+
+
+def host_problem(source: str, host: str) -> str | None:
+    """Return the problem line when `host` is neither an IP address nor a valid host name.
+
+    The check is syntax only, because a name server may be unreachable when the service
+    starts. A valid name that does not resolve fails later, when the server binds. An IPv6
+    address is written without brackets, and a host name follows RFC 1123: labels of letters,
+    digits and inner hyphens, and a last label that is not all digits, so `999.1.1.1` is
+    neither.
+    """
+    if _is_ip_address(host) or _is_host_name(host):
+        return None
+    return (
+        f"{source}={host!r} is not an IP address or host name: use an address such as 0.0.0.0, "
+        ":: or 127.0.0.1 (IPv6 without brackets), or a name such as localhost"
+    )
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_host_name(host: str) -> bool:
+    name = host[:-1] if host.endswith(".") else host
+    if not name or len(name) > _MAX_HOST_NAME_LENGTH:
+        return False
+    labels = name.split(".")
+    if labels[-1].isdigit():
+        return False
+    return all(_HOST_LABEL.match(label) for label in labels)
 
 
 def _merge_env_file(environ: Mapping[str, str], env_file: Path | None) -> dict[str, str]:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from engine.config import LOOPBACK_HOST
+from engine.config import LOOPBACK_HOST, host_problem
 
 if TYPE_CHECKING:
     from engine.config import Settings
@@ -49,7 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="address to listen on (default: HOST, else 0.0.0.0, or 127.0.0.1 in sandbox "
         "mode); ignored when sandbox mode starts because no Zoho credential is set",
     )
-    parser.add_argument("--port", type=int, help="TCP port to listen on (default: PORT, else 3000)")
+    parser.add_argument(
+        "--port",
+        type=_port,
+        help="TCP port to listen on, 0 to 65535; 0 picks a free port (default: PORT, else 3000)",
+    )
     parser.add_argument(
         "--env-file",
         type=Path,
@@ -57,6 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="file of environment variables; variables already set in the environment win "
         "(default: .env)",
     )
+
+
+def _port(text: str) -> int:
+    """Parse `--port`; glibc getaddrinfo would otherwise wrap 70000 around to port 4464."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 0 to 65535")
+    return port
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         )
     except ConfigError as error:
         print(f"zoho-connector: {error}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    host_option_problem = host_problem("--host", args.host) if args.host else None
+    if host_option_problem is not None:
+        print(f"zoho-connector: {host_option_problem}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     host = args.host or settings.host
     if settings.sandbox_automatic:
@@ -134,6 +153,17 @@ def run(args: argparse.Namespace) -> int:
                     settings.host,
                     settings.port,
                     error.strerror or error,
+                )
+                return EXIT_LISTEN_FAILED
+            except ValueError:
+                # waitress raises ValueError when getaddrinfo fails: a host name that does not
+                # resolve, or an address this host cannot use.
+                logger.error(
+                    "cannot listen on %s:%s: the address does not resolve to one this host can "
+                    "listen on; set HOST to an IP address of this host, 0.0.0.0 or a name that "
+                    "resolves",
+                    settings.host,
+                    settings.port,
                 )
                 return EXIT_LISTEN_FAILED
             server.install_signal_handlers()

@@ -438,6 +438,86 @@ def test_invalid_configuration_exits_2(
     assert emulator.state.client_secret not in finished.stderr
 
 
+@pytest.mark.parametrize(
+    ("extra", "options", "expected"),
+    [
+        pytest.param(
+            {"HOST": "-1"}, (), "HOST='-1' is not an IP address or host name", id="HOST -1"
+        ),
+        pytest.param(
+            {"HOST": "999.1.1.1"},
+            (),
+            "HOST='999.1.1.1' is not an IP address or host name",
+            id="HOST octet over 255",
+        ),
+        pytest.param(
+            {},
+            ("--host", "-1"),
+            "--host='-1' is not an IP address or host name",
+            id="--host -1",
+        ),
+        pytest.param(
+            {}, ("--port", "70000"), "'70000' is not a port from 0 to 65535", id="--port 70000"
+        ),
+    ],
+)
+def test_invalid_listen_address_exits_2(
+    emulator: EmulatorServer,
+    tmp_path: Path,
+    extra: dict[str, str],
+    options: tuple[str, ...],
+    expected: str,
+) -> None:
+    env = service_env(emulator, tmp_path, **extra)
+
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--env-file", os.devnull, *options],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 2
+    assert expected in finished.stderr
+    assert "Traceback" not in finished.stderr
+
+
+# Runs server.py with a resolver that finds no address for one name, because tests send
+# nothing to a name server.
+UNRESOLVED_NAME_SERVER = """
+import runpy, socket, sys
+real_getaddrinfo = socket.getaddrinfo
+def getaddrinfo(host, *args, **kwargs):
+    if host == "no-such-host.invalid":
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return real_getaddrinfo(host, *args, **kwargs)
+socket.getaddrinfo = getaddrinfo
+sys.argv = ["server.py", *sys.argv[1:]]
+runpy.run_path("server.py", run_name="__main__")
+"""
+
+
+def test_unresolved_host_exits_3(emulator: EmulatorServer, tmp_path: Path) -> None:
+    env = service_env(emulator, tmp_path, HOST="no-such-host.invalid")
+
+    finished = subprocess.run(
+        [sys.executable, "-c", UNRESOLVED_NAME_SERVER, "--env-file", os.devnull],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 3
+    assert "cannot listen on no-such-host.invalid:0: the address does not resolve" in (
+        finished.stderr
+    )
+    assert "Traceback" not in finished.stderr
+
+
 def write_not_a_database(path: Path) -> None:
     path.write_text("this is not an SQLite file\n" * 100)
 

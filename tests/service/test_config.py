@@ -256,6 +256,52 @@ def test_invalid_value_is_one_problem(overrides: dict[str, str], problem: str) -
     assert problems_of({**BASE, **overrides}) == (problem,)
 
 
+def host_invalid(host: str) -> str:
+    return (
+        f"HOST={host!r} is not an IP address or host name: use an address such as 0.0.0.0, :: "
+        "or 127.0.0.1 (IPv6 without brackets), or a name such as localhost"
+    )
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        pytest.param("-1", id="negative number"),
+        pytest.param("999.1.1.1", id="IPv4 octet over 255"),
+        pytest.param("10.0.0", id="three numeric labels"),
+        pytest.param("\x01", id="control character"),
+        pytest.param("[::1]", id="IPv6 in brackets"),
+        pytest.param("host_name", id="underscore"),
+        pytest.param("name-.example", id="label ending in a hyphen"),
+        pytest.param("a..example", id="empty label"),
+        pytest.param("a" * 64 + ".example", id="label over 63 characters"),
+        pytest.param("ünicode.example", id="non-ASCII letter"),
+        pytest.param("0.0.0.0:3000", id="port in the host"),
+    ],
+)
+def test_invalid_host_is_one_problem(host: str) -> None:
+    assert problems_of({**BASE, "HOST": host}) == (host_invalid(host),)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        pytest.param("0.0.0.0", id="IPv4 any"),
+        pytest.param("::", id="IPv6 any"),
+        pytest.param("::1", id="IPv6 loopback"),
+        pytest.param("fe80::1%eth0", id="IPv6 with zone"),
+        pytest.param("localhost", id="single label"),
+        pytest.param("nan", id="word that parses as a float"),
+        pytest.param("1e3", id="label with digits and a letter"),
+        pytest.param("connector-1.internal.example.", id="name with trailing dot"),
+    ],
+)
+def test_valid_host_is_kept(host: str) -> None:
+    settings = load({**BASE, "HOST": host})
+
+    assert settings.host == host
+
+
 def test_every_problem_reported_at_once() -> None:
     problems = problems_of({**BASE, "API_TOKEN": "", "PORT": "x", "DEBUG": "x"})
 
