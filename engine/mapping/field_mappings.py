@@ -56,10 +56,12 @@ class FieldMappingCompiler(CompilerBase):
 
         fields = []
         field_entries = []
+        first_entries: dict[str, Located] = {}
         for index, _ in enumerate(entry.data["fields"]):
             field_entry = entry.at("fields", index)
             if self._has_schema_findings(field_entry):
                 continue
+            self._check_duplicate_field(module, field_entry, first_entries)
             compiled = self._compile_field(module, input_path, field_entry)
             if compiled is not None:
                 fields.append(compiled)
@@ -67,6 +69,24 @@ class FieldMappingCompiler(CompilerBase):
         complete = len(fields) == len(entry.data["fields"])
         mapping = CompiledFieldMapping(name, module.name, input_path, tuple(fields), complete)
         return mapping, tuple(field_entries)
+
+    def _check_duplicate_field(
+        self, module: ModuleDefinition, entry: Located, first_entries: dict[str, Located]
+    ) -> None:
+        """Report a second entry for a Zoho field, whose value would replace the first one's."""
+        name = str(entry.data["field"])
+        first = first_entries.setdefault(name, entry)
+        if first is entry:
+            return
+        line, _ = first.document.position(first.path)
+        self.findings.append(
+            entry.at("field").finding(
+                FindingKind.DUPLICATE_FIELD,
+                f"{module.name} field {name} is already set by the entry on line {line}, and "
+                "only one value can be written; merge the two entries into one, for example "
+                "with an expression",
+            )
+        )
 
     def _compile_field(
         self, module: ModuleDefinition, input_path: EventPath, entry: Located

@@ -40,6 +40,8 @@ class FindingKind(StrEnum):
     """A lookup refers to a step id that does not exist in the action plan."""
     FORWARD_REFERENCE = "forward-reference"
     """A lookup refers to the step itself or to a later step, whose record id is not known yet."""
+    DUPLICATE_FIELD = "duplicate-field"
+    """One field mapping has two entries for the same Zoho field, so one value would be lost."""
     DUPLICATE_STEP_ID = "duplicate-step-id"
     """Two steps of one action plan have the same id."""
     UNKNOWN_SOURCE_PATH = "unknown-source-path"

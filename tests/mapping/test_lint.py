@@ -48,6 +48,28 @@ CASES = [
         id="YAML syntax error",
     ),
     pytest.param(
+        [
+            (
+                "contacts.yaml",
+                "      - field: Phone\n",
+                '      - field: Email\n        value: "constant@example.com"\n'
+                "      - field: Phone\n",
+            )
+        ],
+        [
+            (
+                "mappings/contacts.yaml",
+                20,
+                16,
+                "duplicate-field",
+                "Contacts field Email is already set by the entry on line 18, and only one "
+                "value can be written; merge the two entries into one, for example with an "
+                "expression",
+            )
+        ],
+        id="same Zoho field twice",
+    ),
+    pytest.param(
         [("contacts.yaml", "source: email\n", "source: email\n        source: phone1\n")],
         [
             (
