@@ -346,8 +346,8 @@ def _merge_env_file(environ: Mapping[str, str], env_file: Path | None) -> dict[s
 
 def _zoho_urls(reader: _Reader, zoho: ModuleType) -> tuple[str, str]:
     """Return the accounts URL and API domain from `ZOHO_CRM_DC` or the two URL variables."""
-    accounts_url = reader.url("ZOHO_CRM_ACCOUNTS_URL")
-    api_domain = reader.url("ZOHO_CRM_API_DOMAIN")
+    accounts_url = reader.url("ZOHO_CRM_ACCOUNTS_URL", example=zoho.DEFAULT_ACCOUNTS_URL)
+    api_domain = reader.url("ZOHO_CRM_API_DOMAIN", example=zoho.DEFAULT_API_DOMAIN)
     data_center = reader.text("ZOHO_CRM_DC").lower()
     if not data_center:
         return accounts_url or zoho.DEFAULT_ACCOUNTS_URL, api_domain or zoho.DEFAULT_API_DOMAIN
@@ -474,9 +474,48 @@ class _Reader:
         raw = self.text(name)
         return Path(raw).expanduser() if raw else None
 
-    def url(self, name: str) -> str:
-        raw = self.text(name).rstrip("/")
-        if raw and not _is_http_url(raw):
-            self.problems.append(f"{name}={raw!r} is not an http or https URL")
+    def url(self, name: str, *, example: str) -> str:
+        """Read a URL of scheme, host and optional port; return it in lower case without a "/".
+
+        An invalid URL adds one problem and returns "". The problem line never repeats user info
+        or a query, because either may carry a secret.
+        """
+        raw = self.text(name)
+        if not raw:
             return ""
-        return raw
+        parts = urlsplit(raw)
+        if not _is_http_url(raw):
+            quoted_value = "" if any(mark in raw for mark in "@?#") else f"={raw!r}"
+            self.problems.append(f"{name}{quoted_value} is not an http or https URL")
+            return ""
+
+        extras = [
+            label
+            for label, present in (
+                ("user info", "@" in parts.netloc),
+                ("path", parts.path not in ("", "/")),
+                ("query", bool(parts.query) or raw.endswith("?")),
+                ("fragment", bool(parts.fragment) or raw.endswith("#")),
+            )
+            if present
+        ]
+        if extras:
+            listed = " and ".join(filter(None, (", ".join(extras[:-1]), extras[-1])))
+            self.problems.append(
+                f"{name} is not a scheme and host only, such as {example}: remove its {listed}"
+            )
+            return ""
+        try:
+            _ = parts.port
+        except ValueError:
+            self.problems.append(
+                f"{name}={raw!r} has an invalid port: use a port from 1 to 65535 or none"
+            )
+            return ""
+        hostname = parts.hostname or ""
+        if not (_is_ip_address(hostname) or _is_host_name(hostname)):
+            self.problems.append(
+                f"{name}={raw!r} has an invalid host name: use a URL such as {example}"
+            )
+            return ""
+        return f"{parts.scheme.lower()}://{parts.netloc.lower()}"

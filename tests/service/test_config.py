@@ -121,6 +121,108 @@ def test_explicit_urls_without_data_center() -> None:
     assert settings.zoho_api_domain == "https://www.zohoapis.com"
 
 
+URL_ATTRIBUTES = {
+    "ZOHO_CRM_ACCOUNTS_URL": "zoho_accounts_url",
+    "ZOHO_CRM_API_DOMAIN": "zoho_api_domain",
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "expected"),
+    [
+        pytest.param(
+            "ZOHO_CRM_ACCOUNTS_URL",
+            "https://ACCOUNTS.ZOHO.COM/",
+            "https://accounts.zoho.com",
+            id="accounts URL in capitals with a slash",
+        ),
+        pytest.param(
+            "ZOHO_CRM_ACCOUNTS_URL",
+            "HTTPS://accounts.zoho.com",
+            "https://accounts.zoho.com",
+            id="scheme in capitals",
+        ),
+        pytest.param(
+            "ZOHO_CRM_API_DOMAIN",
+            "https://www.ZohoApis.com",
+            "https://www.zohoapis.com",
+            id="API domain in mixed case",
+        ),
+    ],
+)
+def test_data_center_url_ignores_case(variable: str, url: str, expected: str) -> None:
+    settings = load({**BASE, "ZOHO_CRM_DC": "us", variable: url})
+
+    assert getattr(settings, URL_ATTRIBUTES[variable]) == expected
+
+
+ACCOUNTS_EXAMPLE = "such as https://accounts.zoho.eu"
+API_EXAMPLE = "such as https://www.zohoapis.eu"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        pytest.param(
+            {"ZOHO_CRM_API_DOMAIN": "https://www.zohoapis.com/crm/v8"},
+            f"ZOHO_CRM_API_DOMAIN is not a scheme and host only, {API_EXAMPLE}: remove its path",
+            id="path",
+        ),
+        pytest.param(
+            {"ZOHO_CRM_API_DOMAIN": "https://www.zohoapis.com/?access_token=leaked-query"},
+            f"ZOHO_CRM_API_DOMAIN is not a scheme and host only, {API_EXAMPLE}: remove its query",
+            id="query",
+        ),
+        pytest.param(
+            {"ZOHO_CRM_API_DOMAIN": "https://www.zohoapis.com#leaked-fragment"},
+            f"ZOHO_CRM_API_DOMAIN is not a scheme and host only, {API_EXAMPLE}: remove its "
+            "fragment",
+            id="fragment",
+        ),
+        pytest.param(
+            {"ZOHO_CRM_ACCOUNTS_URL": "https://admin:leaked-password@accounts.zoho.eu"},
+            f"ZOHO_CRM_ACCOUNTS_URL is not a scheme and host only, {ACCOUNTS_EXAMPLE}: remove "
+            "its user info",
+            id="user info",
+        ),
+        pytest.param(
+            {"ZOHO_CRM_ACCOUNTS_URL": "https://admin@accounts.zoho.eu/oauth?code=leaked-code#x"},
+            f"ZOHO_CRM_ACCOUNTS_URL is not a scheme and host only, {ACCOUNTS_EXAMPLE}: remove "
+            "its user info, path, query and fragment",
+            id="every extra part",
+        ),
+        pytest.param(
+            {"ZOHO_CRM_ACCOUNTS_URL": "admin:leaked-password@accounts.zoho.eu"},
+            "ZOHO_CRM_ACCOUNTS_URL is not an http or https URL",
+            id="user info without a scheme",
+        ),
+        pytest.param(
+            {"ZOHO_CRM_API_DOMAIN": "https://www.zohoapis.com:99999"},
+            "ZOHO_CRM_API_DOMAIN='https://www.zohoapis.com:99999' has an invalid port: use a "
+            "port from 1 to 65535 or none",
+            id="port too big",
+        ),
+        pytest.param(
+            {"ZOHO_CRM_API_DOMAIN": "https://www.zoho apis.com"},
+            "ZOHO_CRM_API_DOMAIN='https://www.zoho apis.com' has an invalid host name: use a "
+            f"URL {API_EXAMPLE}",
+            id="space in the host",
+        ),
+    ],
+)
+def test_url_with_extra_parts_is_one_problem(overrides: dict[str, str], problem: str) -> None:
+    problems = problems_of({**BASE, **overrides})
+
+    assert problems == (problem,)
+    assert "leaked" not in problems[0]
+
+
+def test_url_keeps_emulator_port() -> None:
+    settings = load({**BASE, "ZOHO_CRM_API_DOMAIN": "http://127.0.0.1:8090/"})
+
+    assert settings.zoho_api_domain == "http://127.0.0.1:8090"
+
+
 def test_debug_forces_debug_level() -> None:
     settings = load({**BASE, "LOG_LEVEL": "error", "DEBUG": "true"})
 
