@@ -6,20 +6,27 @@ is empty instead of an error.
 
 The sandbox stops access to Python internals but not operations that build huge values, such as
 `'x' * 9999999999`. The environment below therefore allows only the methods in `ALLOWED_METHODS`
-and the filters in `ALLOWED_FILTERS`. It checks `*`, `**` and `%`, padding widths, `replace`
-and format strings before they run, and raises SecurityError when a result would exceed
-`MAX_RESULT_LENGTH` characters or `MAX_INTEGER_BITS` bits.
+and the filters in `ALLOWED_FILTERS`. Before an operation runs, it estimates the size of the
+result of every operation that can build more than a fixed multiple of its input: `*`, `**`,
+`%`, `~`, padding widths, `replace`, `join` and format strings. After an operation runs, it
+measures the result of every filter, method call, `+` and `~`. It raises SecurityError when a
+repetition, width or `replace` would exceed `MAX_RESULT_LENGTH`, an integer `MAX_INTEGER_BITS`
+bits, or any other value `MAX_VALUE_SIZE` (see `value_size`). Every value an expression builds
+is so at most a few times `MAX_VALUE_SIZE`, and the expression fails with MappingRuntimeError
+instead of MemoryError.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+import string
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import ChainableUndefined, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -31,15 +38,18 @@ from engine.planning.plan import EventPath
 CONTEXT_NAMES = ("input", "event")
 
 MAX_RESULT_LENGTH = 100_000
-"""Maximum length of a string or list that `*`, padding or a format width may produce."""
+"""Maximum size of a value that `*`, padding, a format width or `replace` may produce."""
 MAX_INTEGER_BITS = 100_000
 """Maximum size in bits of an integer that `*` or `**` may produce."""
+MAX_VALUE_SIZE = 1_000_000
+"""Maximum size (see `value_size`) of any value that an operation in an expression returns."""
 
 # Methods and filters whose integer arguments set the length of their result.
-SIZED_CALLS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "indent"})
+SIZED_CALLS = frozenset({"center", "ljust", "rjust", "zfill"})
 
 # Methods an expression may call: text, dict and list methods whose result is at most a fixed
-# multiple of their input, plus the ones checked above and `replace` and `format`.
+# multiple of their input, plus the ones checked above and `replace`, `join` and `format`.
+# Left out: `expandtabs`, whose result grows with the tab count times the tab size.
 ALLOWED_METHODS = frozenset(
     {
         *SIZED_CALLS,
@@ -53,15 +63,16 @@ ALLOWED_METHODS = frozenset(
 )
 
 # Jinja2's built-in filters an expression may use. Left out: `batch` and `slice`, whose
-# arguments set how many items they build, `random`, which breaks repeatable plans, and the
-# HTML and debugging filters.
+# arguments set how many items they build, `indent` and `wordwrap`, whose results grow with the
+# line count times an argument, `random`, which breaks repeatable plans, and the HTML and
+# debugging filters.
 ALLOWED_FILTERS = frozenset(
     {
         *("abs", "attr", "capitalize", "center", "count", "d", "default", "dictsort"),
-        *("first", "float", "format", "indent", "int", "items", "join", "last", "length"),
+        *("first", "float", "format", "int", "items", "join", "last", "length"),
         *("list", "lower", "map", "max", "min", "reject", "rejectattr", "replace"),
         *("reverse", "round", "select", "selectattr", "sort", "string", "sum", "title"),
-        *("tojson", "trim", "truncate", "unique", "upper", "wordcount", "wordwrap"),
+        *("tojson", "trim", "truncate", "unique", "upper", "wordcount"),
     }
 )
 
@@ -97,6 +108,95 @@ def check_operation(operator: str, left: Any, right: Any) -> None:
             _check_bits(left.bit_length() * right, operator)
     elif operator == "%" and isinstance(left, str):
         check_format_string(left)
+        if isinstance(right, dict):
+            arguments = list(right.values())
+        elif isinstance(right, tuple):
+            arguments = list(right)
+        else:
+            arguments = [right]
+        check_format_size(left, arguments)
+
+
+def value_size(value: Any, limit: int = MAX_VALUE_SIZE) -> int:
+    """Return the size of `value`: characters of strings plus items of lists, tuples, sets and
+    dicts, with the items' own sizes added. Numbers and other values count 0.
+
+    Counting stops once the size exceeds `limit`, so a list that repeats one large string
+    costs at most `limit` steps. A shared item counts once for every place it appears.
+    """
+    size = 0
+    pending = [value]
+    while pending and size <= limit:
+        current = pending.pop()
+        if isinstance(current, str | bytes):
+            size += len(current)
+        elif isinstance(current, dict):
+            size += len(current)
+            pending.extend(current.keys())
+            pending.extend(current.values())
+        elif isinstance(current, list | tuple | set | frozenset):
+            size += len(current)
+            pending.extend(current)
+    return size
+
+
+def check_size(value: Any, operation: str) -> None:
+    """Raise SecurityError when `value`, the result of `operation`, exceeds `MAX_VALUE_SIZE`."""
+    if value_size(value) > MAX_VALUE_SIZE:
+        raise SecurityError(
+            f"{operation} gave a value over the size limit of {MAX_VALUE_SIZE} "
+            "(characters plus items)"
+        )
+
+
+def check_format_size(text: str, arguments: Iterable[Any]) -> None:
+    """Raise SecurityError when formatting `text` with `arguments` could exceed the size limit.
+
+    Each replacement field or conversion may repeat the largest argument, because fields such
+    as `{0}` and `%(name)s` can name one argument many times, and may pad it to its width.
+    """
+    fields = len(_PERCENT_SPEC.findall(text))
+    try:
+        fields += sum(1 for _, name, _, _ in string.Formatter().parse(text) if name is not None)
+    except ValueError:
+        pass  # Not a valid str.format string: formatting raises ValueError, a data error.
+    if fields == 0:
+        return
+    widest = max((int(number) for number in re.findall(r"\d+", text)), default=0)
+    largest = max((value_size(argument) for argument in arguments), default=0)
+    estimate = len(text) + fields * (largest + min(widest, MAX_RESULT_LENGTH))
+    if estimate > MAX_VALUE_SIZE:
+        raise SecurityError(
+            f"formatting {fields} fields with a value of size {largest} could give {estimate} "
+            f"characters, over the limit of {MAX_VALUE_SIZE}"
+        )
+
+
+def check_join(items: list[Any], separator: Any) -> None:
+    """Raise SecurityError when joining `items` with `separator` would exceed the size limit."""
+    size = sum(value_size(item) for item in items)
+    size += max(len(items) - 1, 0) * value_size(str(separator))
+    if size > MAX_VALUE_SIZE:
+        raise SecurityError(
+            f"joining {len(items)} items would give about {size} characters, over the limit of "
+            f"{MAX_VALUE_SIZE}"
+        )
+
+
+def bounded_list(items: Iterable[Any], operation: str) -> list[Any]:
+    """Collect `items` into a list, raising SecurityError once their sizes add up over the
+    limit, so a lazy sequence of large items is never built in full."""
+    collected: list[Any] = []
+    size = 0
+    for item in items:
+        size += 1 + value_size(item)
+        if size > MAX_VALUE_SIZE:
+            raise SecurityError(
+                f"{operation} reads items over the size limit of {MAX_VALUE_SIZE} "
+                "(characters plus items)"
+            )
+        collected.append(item)
+    return collected
 
 
 def check_format_string(text: str) -> None:
@@ -143,23 +243,33 @@ def check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
 class BoundedSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, plus limits on the size of values an expression builds.
 
-    Intercepting `*`, `**` and `%` also keeps Jinja2 from folding them at compile time, where
+    Intercepting `*`, `**`, `%` and `+` also keeps Jinja2 from folding them at compile time, where
     `'x' * 9999999999` would otherwise be built before any check.
     """
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.filters = {name: self.filters[name] for name in sorted(ALLOWED_FILTERS)}
-        self.filters["replace"] = _replace_filter(self.filters["replace"])
-        for name in ("center", "indent"):
-            self.filters[name] = _sized_filter(name, self.filters[name])
-        self.filters["format"] = _format_filter(self.filters["format"])
+        filters = {name: self.filters[name] for name in sorted(ALLOWED_FILTERS)}
+        filters["replace"] = _replace_filter(filters["replace"])
+        filters["center"] = _sized_filter("center", filters["center"])
+        filters["format"] = _format_filter(filters["format"])
+        filters["join"] = _join_filter(filters["join"])
+        filters["sum"] = _sum_filter(filters["sum"])
+        filters["tojson"] = _tojson_filter(filters["tojson"])
+        self.filters = {name: _size_checked(name, function) for name, function in filters.items()}
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         check_operation(operator, left, right)
-        return super().call_binop(context, operator, left, right)
+        result = super().call_binop(context, operator, left, right)
+        check_size(result, operator)
+        return result
+
+    def concat_operands(self, parts: tuple[Any, ...]) -> str:
+        """Join the operands of `~` as strings, stopping once their length exceeds the limit."""
+        texts = bounded_list((str(part) for part in parts), "~")
+        return "".join(texts)
 
     def call(
         __self,  # Jinja2 names it so, to free `self` for keyword arguments.
@@ -175,13 +285,46 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             check_sized_call(name, args, kwargs)
             if name == "replace":
                 check_replace(getattr(__obj, "__self__", None), *args, **kwargs)
-        return super().call(__context, __obj, *args, **kwargs)
+            if name == "join" and args:
+                args = (bounded_list(args[0], "join()"), *args[1:])
+                check_join(args[0], getattr(__obj, "__self__", ""))
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, Iterator):
+            return _bounded_iterator(result, f"{getattr(__obj, '__name__', 'call')}()")
+        check_size(result, f"{getattr(__obj, '__name__', 'call')}()")
+        return result
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         wrapped = super().wrap_str_format(value)
-        if wrapped is not None:
-            check_format_string(value.__self__)
-        return wrapped
+        if wrapped is None:
+            return None
+        text = value.__self__
+        check_format_string(text)
+
+        @functools.wraps(wrapped)
+        def checked(*args: Any, **kwargs: Any) -> str:
+            mapping = args[0] if value.__name__ == "format_map" and args else {}
+            values = [*args, *kwargs.values()]
+            if isinstance(mapping, dict):
+                values.extend(mapping.values())
+            check_format_size(text, values)
+            return wrapped(*args, **kwargs)
+
+        return checked
+
+
+class BoundedCodeGenerator(CodeGenerator):
+    """Jinja2's code generator, with `~` sent through `BoundedSandbox.concat_operands`."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.concat_operands((")
+        for argument in node.nodes:
+            self.visit(argument, frame)
+            self.write(", ")
+        self.write("))")
+
+
+BoundedSandbox.code_generator_class = BoundedCodeGenerator
 
 
 @dataclass(frozen=True)
@@ -225,8 +368,9 @@ def unsafe_parts(text: str) -> list[str]:
     """Return a message for each part of an expression that the sandbox would stop at run time.
 
     That is a name other than `input` and `event`, an attribute or key that starts with an
-    underscore, and an operation on constants that builds a value over the limits. Raises
-    TemplateSyntaxError.
+    underscore, and an operation on constants that builds a value over the limits. The last is
+    found by evaluating the expression once with no input and an empty event, which is cheap
+    because the sandbox bounds every value. Raises TemplateSyntaxError.
     """
     tree = ENVIRONMENT.parse("{{ " + text + " }}")
     problems: list[str] = []
@@ -250,7 +394,20 @@ def unsafe_parts(text: str) -> list[str]:
         problem = _constant_size_problem(node)
         if problem is not None:
             problems.append(problem)
+    if not problems:
+        problems.extend(_trial_problems(text))
     return problems
+
+
+def _trial_problems(text: str) -> list[str]:
+    compiled = ENVIRONMENT.compile_expression(text, undefined_to_none=False)
+    try:
+        compiled(input=None, event={})
+    except SecurityError as error:
+        return [str(error)]
+    except Exception:  # noqa: BLE001 - failures on the empty event are data errors, not findings.
+        return []
+    return []
 
 
 def referenced_paths(text: str) -> list[tuple[str, EventPath]]:
@@ -348,9 +505,66 @@ def _format_filter(function: Callable[..., Any]) -> Callable[..., Any]:
     def checked(value: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(value, str):
             check_format_string(value)
+            check_format_size(value, [*args, *kwargs.values()])
         return function(value, *args, **kwargs)
 
     return checked
+
+
+def _join_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def checked(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> Any:
+        items = bounded_list(value, "join")
+        check_join(items, d)
+        return function(eval_ctx, items, d, attribute)
+
+    return checked
+
+
+def _sum_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def checked(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+        # Summing lists copies the running total at every item, which takes quadratic time.
+        if not isinstance(start, int | float) or isinstance(start, bool):
+            raise SecurityError("sum() adds only numbers; a start value must be a number")
+        return function(environment, iterable, attribute, start)
+
+    return checked
+
+
+def _tojson_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def checked(eval_ctx: Any, value: Any, indent: Any = None) -> Any:
+        # Indented JSON grows with the item count times the nesting depth times the indent.
+        if indent is not None:
+            raise SecurityError("tojson with an indent is not allowed")
+        return function(eval_ctx, value)
+
+    return checked
+
+
+def _size_checked(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        if isinstance(result, Iterator):
+            return _bounded_iterator(result, name)
+        check_size(result, name)
+        return result
+
+    return checked
+
+
+def _bounded_iterator(items: Iterator[Any], operation: str) -> Iterator[Any]:
+    size = 0
+    for item in items:
+        size += 1 + value_size(item)
+        if size > MAX_VALUE_SIZE:
+            raise SecurityError(
+                f"{operation} gave items over the size limit of {MAX_VALUE_SIZE} "
+                "(characters plus items)"
+            )
+        yield item
 
 
 def _is_int(value: Any) -> bool:
@@ -358,12 +572,13 @@ def _is_int(value: Any) -> bool:
 
 
 def _check_repeat(sequence: Any, count: Any) -> None:
+    # The size counts the items' contents, so `[long_text] * n` is measured as n long texts.
     if isinstance(sequence, str | bytes | list | tuple) and _is_int(count):
-        length = len(sequence) * count
-        if length > MAX_RESULT_LENGTH:
+        size = value_size(sequence, MAX_RESULT_LENGTH)
+        if size * count > MAX_RESULT_LENGTH:
             raise SecurityError(
-                f"repeating a value of length {len(sequence)} {count} times gives {length} items, "
-                f"over the limit of {MAX_RESULT_LENGTH}"
+                f"repeating a value of size {size} {count} times gives a size of "
+                f"{size * count}, over the limit of {MAX_RESULT_LENGTH}"
             )
 
 

@@ -218,7 +218,7 @@ def test_hostile_file_is_a_finding(
         pytest.param(
             "'x' * 9999999999",
             [
-                "repeating a value of length 1 9999999999 times gives 9999999999 items, over "
+                "repeating a value of size 1 9999999999 times gives a size of 9999999999, over "
                 "the limit of 100000"
             ],
             id="repeated string",
@@ -247,7 +247,7 @@ def test_hostile_file_is_a_finding(
             "input.msisdn.translate({})",
             [
                 "method translate() is not allowed; allowed methods: capitalize, casefold, "
-                "center, count, endswith, expandtabs, find, format, get, indent, index, "
+                "center, count, endswith, find, format, get, index, "
                 "isalnum, isalpha, isdecimal, isdigit, islower, isnumeric, isspace, isupper, "
                 "items, join, keys, ljust, lower, lstrip, partition, removeprefix, "
                 "removesuffix, replace, rfind, rjust, rpartition, rsplit, rstrip, split, "

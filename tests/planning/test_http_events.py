@@ -95,8 +95,8 @@ def start_service(
             500,
             {
                 "message": "expression 'input.msisdn * 100000' in the mappings failed: "
-                "SecurityError: repeating a value of length 11 100000 times gives 1100000 "
-                "items, over the limit of 100000; fix the expression and run zoho-connector "
+                "SecurityError: repeating a value of size 11 100000 times gives a size of 1100000, "
+                "over the limit of 100000; fix the expression and run zoho-connector "
                 "validate",
                 "error": "Mapping failed",
                 "type": "SERVICE_ERROR",

@@ -338,7 +338,7 @@ def test_sandboxed_expression_is_mapping_error(tmp_path: Path) -> None:
 
     assert caught.value.message == (
         "expression 'input.firstname * 200000' in the mappings failed: SecurityError: "
-        "repeating a value of length 5 200000 times gives 1000000 items, over the limit of "
+        "repeating a value of size 5 200000 times gives a size of 1000000, over the limit of "
         "100000; fix the expression and run zoho-connector validate"
     )
 
