@@ -3,8 +3,12 @@
 Nothing is sent anywhere. The mappings are loaded once and each file is planned on its own, in
 the order given. Exit status 0 means a plan was printed for every file, also for an ignored
 event type. Exit status 1 means an event is invalid, its type has no action plan, or the
-mappings are invalid. Exit status 2 is a usage error, such as a file that cannot be read or is
-not JSON. With several files the highest of these statuses is returned.
+mappings are invalid. Exit status 2 is a usage error, and standard error gets one line for each
+such file. A file is a usage error when it cannot be read or is larger than 1 MiB, the server's
+default MAX_BODY_BYTES. It is one too when the HTTP endpoint would reject it as JSON: not UTF-8,
+not valid JSON, nested too deeply or holding an integer with too many digits. With
+several files the highest of these statuses is returned. The file name `-` reads the event from
+standard input.
 
 Standard output carries only the plans. Warnings logged while planning, such as a value missing
 from a value_map, go to standard error as one line each with their fields (field mapping,
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 EXIT_PLANNED = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
+
+STDIN_NAME = "-"
 
 
 class _WarningFormatter(logging.Formatter):
@@ -55,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         type=Path,
         metavar="EVENT.json",
-        help="NSPS event bodies, one event per file",
+        help="NSPS event bodies, one event per file; - reads one event from standard input",
     )
     parser.add_argument(
         "--format",
@@ -127,15 +133,29 @@ class _FileResult:
 
 def _plan_file(planner: Planner, path: Path) -> _FileResult:
     """Plan one event file. A file that cannot be read or parsed is reported on stderr."""
-    from engine.errors import ConnectorError
+    from engine.config import DEFAULT_MAX_BODY_BYTES
+    from engine.errors import ConnectorError, EventValidationError
+    from engine.service.resources import parse_json
 
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        raw = _read_limited(path, DEFAULT_MAX_BODY_BYTES)
     except OSError as error:
-        print(f"zoho-connector plan: cannot read {path}: {error.strerror}", file=sys.stderr)
+        reason = error.strerror or type(error).__name__
+        print(f"zoho-connector plan: cannot read {path}: {reason}", file=sys.stderr)
         return _FileResult(path, EXIT_USAGE)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        print(f"zoho-connector plan: {path} is not JSON: {error}", file=sys.stderr)
+    if len(raw) > DEFAULT_MAX_BODY_BYTES:
+        print(
+            f"zoho-connector plan: {path} is larger than the limit of {DEFAULT_MAX_BODY_BYTES} "
+            "bytes for one event",
+            file=sys.stderr,
+        )
+        return _FileResult(path, EXIT_USAGE)
+
+    # The same parser as the HTTP endpoint, so a file plans exactly when a POST of it would.
+    try:
+        body = parse_json(raw)
+    except EventValidationError as error:
+        print(f"zoho-connector plan: {path}: {error.message}", file=sys.stderr)
         return _FileResult(path, EXIT_USAGE)
 
     try:
@@ -143,6 +163,14 @@ def _plan_file(planner: Planner, path: Path) -> _FileResult:
     except ConnectorError as error:
         return _FileResult(path, EXIT_REJECTED, rejection=error.to_body())
     return _FileResult(path, EXIT_PLANNED, plan=plan)
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    """Return at most `limit + 1` bytes of `path`, or of standard input for `-`."""
+    if str(path) == STDIN_NAME:
+        return sys.stdin.buffer.read(limit + 1)
+    with path.open("rb") as file:
+        return file.read(limit + 1)
 
 
 def _print_single(result: _FileResult, output_format: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -163,21 +164,71 @@ def test_invalid_mappings_print_findings(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        pytest.param(None, "cannot read", id="missing file"),
-        pytest.param("{not json", "is not JSON", id="not JSON"),
+        pytest.param(None, "cannot read {path}: No such file or directory", id="missing file"),
+        pytest.param(
+            b"{not json",
+            "{path}: body is not valid JSON: Expecting property name enclosed in double quotes "
+            "at line 1 column 2",
+            id="not JSON",
+        ),
+        pytest.param(
+            b"[" * 100_000,
+            "{path}: body is nested deeper than 128 levels",
+            id="deeply nested brackets",
+        ),
+        pytest.param(
+            b'{"a": ' + b"9" * 5000 + b"}",
+            "{path}: body is not valid JSON: an integer has 5000 digits, more than the 4300 "
+            "allowed",
+            id="integer of 5000 digits",
+        ),
+        pytest.param(
+            b'{"a": "\xff"}',
+            "{path}: body is not UTF-8: invalid byte at position 7",
+            id="not UTF-8",
+        ),
+        pytest.param(
+            b" " * (1024 * 1024 + 1),
+            "{path} is larger than the limit of 1048576 bytes for one event",
+            id="file over 1 MiB",
+        ),
     ],
 )
 def test_unreadable_event_is_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, message: str
 ) -> None:
     path = tmp_path / "event.json"
     if content is not None:
-        path.write_text(content, encoding="utf-8")
+        path.write_bytes(content)
 
     status = main(["plan", str(path)])
 
+    captured = capsys.readouterr()
     assert status == 2
-    assert message in capsys.readouterr().err
+    assert captured.err == f"zoho-connector plan: {message.format(path=path)}\n"
+    assert captured.out == ""
+
+
+def test_endless_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["plan", "/dev/zero"])
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.err == (
+        "zoho-connector plan: /dev/zero is larger than the limit of 1048576 bytes for one event\n"
+    )
+
+
+def test_event_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = (PUBLISHED_EXAMPLE / "event.json").read_bytes()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(event)))
+
+    status = main(["plan", "-"])
+
+    assert status == 0
+    assert capsys.readouterr().out == PUBLISHED_PLAN_TEXT
 
 
 def test_several_files_as_text(capsys: pytest.CaptureFixture[str]) -> None:
