@@ -1,7 +1,7 @@
 """`zoho-connector validate`: check mapping and schema files, as CI and editors need.
 
 Exit status: 0 when there are no findings, 1 when there are, 2 for a usage error such as a path
-that does not exist.
+that does not exist or `-`, because findings need a file name.
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from engine.mapping import DEFAULT_MAPPINGS_DIR, lint_paths
 
     paths = list(args.paths) or [DEFAULT_MAPPINGS_DIR, DEFAULT_SCHEMAS_DIR]
+    if any(str(path) == "-" for path in paths):
+        print(
+            "zoho-connector validate: reading standard input (-) is not supported; "
+            "give the path of a mapping directory, mapping file or schema file",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     missing = [path for path in paths if not path.exists()]
     if missing:
         for path in missing:

@@ -11,6 +11,7 @@ laughs"). The conversion therefore stops with a finding after `MAX_NODES` nodes 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,23 @@ class SourceDocument:
         self, path: DocumentPath, kind: FindingKind, message: str, *, key: bool = False
     ) -> Finding:
         line, column = self.position(path, key=key)
-        return Finding(self.file, line, column, kind, message)
+        return Finding(self.file, line, column, kind, self._shorten_quoted(path, message))
+
+    def _shorten_quoted(self, path: DocumentPath, message: str) -> str:
+        """Cut the value at `path` to `MAX_QUOTED_LENGTH` where `message` quotes it whole.
+
+        Messages from other libraries, such as jsonschema's, quote the value with `repr`.
+        """
+        value: Any = self.data
+        for segment in path:
+            try:
+                value = value[segment]
+            except (KeyError, IndexError, TypeError):
+                return message
+        if isinstance(value, str | list | dict) and len(value) > MAX_QUOTED_LENGTH:
+            quoted = repr(value)
+            return message.replace(quoted, shorten(quoted))
+        return message
 
 
 def load_yaml(path: Path, display_name: str) -> tuple[SourceDocument | None, list[Finding]]:
@@ -116,7 +133,7 @@ def load_json(path: Path, display_name: str) -> tuple[SourceDocument | None, lis
     if text is None:
         return None, [read_finding] if read_finding is not None else []
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_parse_int)
     except RecursionError:
         message = "invalid JSON: the document is nested too deeply for the parser"
         return None, [Finding(display_name, 1, 1, FindingKind.JSON_SYNTAX, message)]
@@ -125,6 +142,9 @@ def load_json(path: Path, display_name: str) -> tuple[SourceDocument | None, lis
         return None, [
             Finding(display_name, error.lineno, error.colno, FindingKind.JSON_SYNTAX, message)
         ]
+    except ValueError as error:
+        message = f"invalid JSON: {error}"
+        return None, [Finding(display_name, 1, 1, FindingKind.JSON_SYNTAX, message)]
 
     document = SourceDocument(display_name, data)
     positioned, _ = load_yaml(path, display_name)
@@ -132,6 +152,16 @@ def load_json(path: Path, display_name: str) -> tuple[SourceDocument | None, lis
         document.value_positions = positioned.value_positions
         document.key_positions = positioned.key_positions
     return document, []
+
+
+def _parse_int(digits: str) -> int:
+    # Python's own error for a longer integer advises calling sys.set_int_max_str_digits(),
+    # which is no help to someone editing a schema.
+    count = len(digits.lstrip("-"))
+    limit = sys.get_int_max_str_digits()
+    if count > limit:
+        raise ValueError(f"an integer has {count} digits, more than the {limit} allowed")
+    return int(digits)
 
 
 def _syntax_finding(file: str, error: yaml.MarkedYAMLError) -> Finding:

@@ -330,3 +330,55 @@ def test_deeply_nested_schema_is_a_finding(
         "deep.json:1:1: invalid-json-schema: the schema is nested too deeply to check; "
         "flatten it with $defs and $ref\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "finding"),
+    [
+        pytest.param(
+            "[" * 100_000,
+            "bad.json:1:1: json-syntax: invalid JSON: the document is nested too deeply for the "
+            "parser",
+            id="deeply nested brackets",
+        ),
+        pytest.param(
+            '{"maxLength": ' + "9" * 5000 + "}",
+            "bad.json:1:1: json-syntax: invalid JSON: an integer has 5000 digits, more than the "
+            "4300 allowed",
+            id="integer of 5000 digits",
+        ),
+        pytest.param(
+            '{"type": "' + "x" * 5000 + '"}',
+            "bad.json:1:10: invalid-json-schema: not a valid JSON Schema (draft 2020-12): '"
+            + "x" * 79
+            + "... (5002 characters) is not valid under any of the given schemas",
+            id="long value cut to 80 characters",
+        ),
+    ],
+)
+def test_hostile_schema_file_is_a_finding(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: str,
+    finding: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.json").write_text(content, encoding="utf-8")
+
+    status = main(["validate", "bad.json"])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out == finding + "\n"
+
+
+def test_stdin_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["validate", "-"])
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.err == (
+        "zoho-connector validate: reading standard input (-) is not supported; give the path "
+        "of a mapping directory, mapping file or schema file\n"
+    )
