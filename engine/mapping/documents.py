@@ -219,6 +219,8 @@ class _Converter:
         self.findings = findings
         self.nodes_left = MAX_NODES
         self.open_nodes: set[int] = set()
+        self.merged_pairs: dict[int, int] = {}
+        """Node id -> number of leading pairs that `flatten_mapping` merged into the node."""
 
     def value(self, node: yaml.Node, path: DocumentPath, depth: int) -> Any:
         self._count(node)
@@ -255,13 +257,23 @@ class _Converter:
             self._tag_finding(node)
         if any(key.tag == _MERGE_TAG for key, _ in node.value):
             self._check_merge_size(node)
+            explicit_pairs = sum(1 for key, _ in node.value if key.tag != _MERGE_TAG)
+            # PyYAML puts the merged pairs before the explicit ones, so an explicit key wins
+            # over a merged one, as the YAML merge rules say. The count is kept because an
+            # alias visits the flattened node again.
+            # NOTE: with a list of merged mappings, PyYAML 6.0.4 lets a later mapping win,
+            # while the YAML merge rules let the earlier one win.
             self.loader.flatten_mapping(node)
+            self.merged_pairs[id(node)] = len(node.value) - explicit_pairs
+        merged_pairs = self.merged_pairs.get(id(node), 0)
 
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        explicit_keys: set[Any] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self._key(key_node)
             child = (*path, key)
-            if key in result:
+            explicit = index >= merged_pairs
+            if explicit and key in explicit_keys:
                 line, column = _mark(key_node)
                 self.findings.append(
                     Finding(
@@ -272,6 +284,8 @@ class _Converter:
                         f'key "{key}" appears twice in this mapping; remove one of them',
                     )
                 )
+            if explicit:
+                explicit_keys.add(key)
             self.document.key_positions[child] = _mark(key_node)
             result[key] = self.value(value_node, child, depth + 1)
         return result
