@@ -157,7 +157,7 @@ class Settings:
 
         With `auto_sandbox` true (the `serve` command), sandbox mode also starts when none of
         the three Zoho credentials is set, `SANDBOX` is unset and the environment is not
-        production. That mode listens on 127.0.0.1 whatever `HOST` says, so NSPS in a real
+        production. That mode listens on 127.0.0.1 whatever the value of `HOST`, so NSPS in a real
         deployment cannot reach it and keeps retrying instead of getting success for events
         written to an in-memory emulator. Otherwise each missing Zoho credential is a problem.
         With `require_secrets` false, a missing `API_TOKEN` or Zoho credential is no problem,

@@ -4,7 +4,7 @@ Every error the service returns to NSPS is a subclass of `ConnectorError`. Each 
 stable machine code, the NSPS error type and the HTTP status, so the HTTP layer turns any of them
 into the NSPS `ErrorResponse` body in one place. The user-facing `message` never contains a
 secret, a stack trace or a whole payload. NSPS retries failed events whatever their status, so
-the last column says whether a retry can help, not whether one happens.
+the last column tells whether a retry can help, not whether one happens.
 
 | class                      | status | NSPS type            | same event can succeed later  |
 |----------------------------|--------|----------------------|-------------------------------|

@@ -1,8 +1,11 @@
 """`zoho-connector serve`: serve the NSPS webhook on waitress until SIGTERM or SIGINT.
 
-Exit status: 0 after a graceful shutdown, 1 when the mapping or schema files are invalid,
-2 when the configuration is invalid or a file it names (`LOG_DIR`, `JOURNAL_PATH`, `LOCK_DIR`)
-cannot be written, 3 when the address to listen on is taken or invalid.
+Exit status:
+- 0 after a graceful shutdown;
+- 1 when the mapping or schema files are invalid;
+- 2 when the configuration is invalid, or a file it names (`LOG_DIR`, `JOURNAL_PATH`,
+  `LOCK_DIR`) cannot be written;
+- 3 when the address to listen on is taken or invalid.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ class RecordLocks:
 
     @property
     def held_keys(self) -> int:
-        """Number of keys that some thread holds or waits for."""
+        """Number of keys that some thread has locked or is waiting for."""
         with self._table_lock:
             return len(self._table)
 

@@ -259,7 +259,7 @@ class _Converter:
             self._check_merge_size(node)
             explicit_pairs = sum(1 for key, _ in node.value if key.tag != _MERGE_TAG)
             # PyYAML puts the merged pairs before the explicit ones, so an explicit key wins
-            # over a merged one, as the YAML merge rules say. The count is kept because an
+            # over a merged one, as the YAML merge rules require. The count is kept because an
             # alias visits the flattened node again.
             # NOTE: with a list of merged mappings, PyYAML 6.0.4 lets a later mapping win,
             # while the YAML merge rules let the earlier one win.
@@ -301,7 +301,7 @@ class _Converter:
         """Return a mapping key as the text written in the file.
 
         Every key of the mapping language is a name, so `on`, `yes` or `N` (booleans in YAML
-        1.1) and `404` stay the strings they look like; a value map such as `{Y: true}` then
+        1.1) and `404` stay the strings they look like. So a value map such as `{Y: true}`
         matches the event value "Y". A mapping or sequence as a key is reported.
         """
         if isinstance(node, yaml.ScalarNode):

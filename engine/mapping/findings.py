@@ -104,8 +104,13 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 
 def known_list(candidates: Iterable[str], limit: int = 12) -> str:
     names = sorted(candidates)
-    shown = ", ".join(names[:limit])
-    return shown + (", ..." if len(names) > limit else "") if names else "none"
+    if not names:
+        return "none"
+
+    listed = ", ".join(names[:limit])
+    if len(names) > limit:
+        listed += ", ..."
+    return listed
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:

@@ -17,7 +17,7 @@ from engine.planning.plan import Action, EventPath, Strategy, WhenAbsent
 
 
 class WhenEmpty(StrEnum):
-    """What a field mapping does when its value is absent, null or ""."""
+    """Behaviour of a field mapping when its value is absent, null or ""."""
 
     SKIP = "skip"
     CLEAR = "clear"
@@ -25,14 +25,14 @@ class WhenEmpty(StrEnum):
 
 
 class WhenInputAbsent(StrEnum):
-    """What a step does when the input it binds is absent or null."""
+    """Behaviour of a step when the input it binds is absent or null."""
 
     SKIP = "skip"
     FAIL = "fail"
 
 
 class TooLong(StrEnum):
-    """What a field mapping does with text longer than the field allows."""
+    """Behaviour of a field mapping for text longer than the field allows."""
 
     ERROR = "error"
     TRUNCATE = "truncate"
@@ -40,7 +40,7 @@ class TooLong(StrEnum):
 
 @dataclass(frozen=True)
 class ValueSource:
-    """Where a value comes from: exactly one of a path, an expression or a constant."""
+    """Origin of a value: exactly one of a path, an expression or a constant."""
 
     path: EventPath | None = None
     absolute: bool = False
@@ -89,7 +89,7 @@ class CompiledFieldMapping:
 
 @dataclass(frozen=True)
 class ModuleStrategy:
-    """How records of one module are found."""
+    """Lookup method for the records of one module."""
 
     module: ModuleDefinition
     strategy: Strategy

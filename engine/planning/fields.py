@@ -37,7 +37,7 @@ class UnmappedValueLog:
 
     Only values bound for an enumeration field (picklist, multi-select picklist, boolean) are
     logged, once per (mapping, field, value): they are status words such as `open`. For any
-    other field the value may be personal data, so one line per (mapping, field) says that
+    other field the value may be personal data, so one line per (mapping, field) reports that
     values were unmapped without showing them.
     """
 

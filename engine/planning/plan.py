@@ -61,8 +61,8 @@ class Outcome(StrEnum):
     """Result of one step, as reported to NSPS and stored in the journal.
 
     `updated`, `linked` and `unlinked` mean the record was written. `unchanged` means the runner
-    had read the record and found every planned value already there, so it wrote nothing; the
-    upsert strategy reads nothing on its normal path and so never reports `unchanged`.
+    had read the record and found every planned value already there, so it wrote nothing. The
+    upsert strategy reads nothing on its normal path, so it never reports `unchanged`.
     """
 
     CREATED = "created"

@@ -23,7 +23,7 @@ def describe_operation(step: Step) -> str:
     """Return the Zoho calls of a step on its normal path, e.g. `POST /crm/v8/Contacts/upsert ...`.
 
     The normal path assumes that the journal stores no record id for the step and that Zoho
-    accepts the first write; `describe_alternatives` describes what happens otherwise.
+    accepts the first write. `describe_alternatives` describes what happens otherwise.
     """
     route = step_route(step)
     if route is Route.NONE:

@@ -1,9 +1,11 @@
 """How a step reaches its record in Zoho CRM: the decision that the runner makes and `plan` shows.
 
-The planner decides what a step writes. The route decides which Zoho call comes first: none for
-a skipped step, an insert for `create`, one upsert when the module has a unique key field and an
-absent record is created, and otherwise a lookup (a GET by a record id the journal stores, else a
-search) followed by an update, or by what `when_absent` sets when no record matches.
+The planner decides what a step writes. The route decides which Zoho call comes first:
+- none for a skipped step;
+- an insert for `create`;
+- one upsert when the module has a unique key field and an absent record is created;
+- otherwise a lookup (a GET by a record id the journal stores, else a search), followed by an
+  update, or by what `when_absent` sets when no record matches.
 """
 
 from __future__ import annotations

@@ -204,8 +204,9 @@ def _read_body(req: falcon.Request, limit: int) -> bytes:
     if req.content_length is not None and req.content_length > limit:
         raise PayloadTooLargeError(_too_large_message(req.content_length, limit))
     # Without Content-Length, Falcon's bounded stream reads nothing, so the raw stream is read.
-    # Waitress (3.0) receives a chunked body completely and sets CONTENT_LENGTH before the app
-    # runs, so this branch serves other WSGI servers and never waits on a waitress client.
+    # Waitress 3.0 receives a chunked body completely and sets CONTENT_LENGTH before the app
+    # runs (tested with chunked bodies against the real server), so this branch serves other
+    # WSGI servers.
     stream = req.bounded_stream if req.content_length is not None else req.stream
     raw = stream.read(limit + 1)
     if len(raw) > limit:

@@ -160,8 +160,8 @@ class ServiceServer:
         self._server.accepting = False
         self._server.del_channel()
         self._server.socket.close()
-        # Logged only once the socket is closed, so a reader of this line knows that new
-        # connections are refused from now on.
+        # Logged only once the socket is closed, so new connections are refused from the time
+        # this line appears.
         logger.info(
             "shutting down: no longer accepting connections",
             extra={"in_flight": self.in_flight},

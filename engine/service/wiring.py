@@ -149,8 +149,8 @@ def _check_writable_directory(directory: Path) -> None:
 
 def _not_writable(variable: str, path: Path, error: Exception) -> ServiceStartError:
     if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
-        # The file exists but is not an SQLite database. It may hold other data, so the
-        # message asks to move it away instead of suggesting a permission fix.
+        # The file exists but is not an SQLite database. It may contain other data, so the
+        # message tells the operator to move it away instead of suggesting a permission fix.
         return ServiceStartError(
             f"{variable}={str(path)!r} cannot be opened: {error}; it is not a journal, so move "
             f"the file away or set {variable} to another path"

@@ -1,4 +1,4 @@
-"""The real service (app, processor, journal, client) answering NSPS through `falcon.testing`."""
+"""The real service (app, processor, journal, client) serving NSPS through `falcon.testing`."""
 
 from __future__ import annotations
 

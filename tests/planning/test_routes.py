@@ -129,7 +129,7 @@ def test_runner_makes_described_calls(
 
     result = runner.run(plan)
 
-    # A reset clears the access tokens, so a call may be answered 401 and sent again.
+    # A reset clears the access tokens, so a call may get a 401 response and be sent again.
     sent = [
         entry["operation"]
         for entry in emulator.request_log()

@@ -16,7 +16,7 @@ from engine.service.logs import ContextFilter
 
 API_TOKEN = "test-token-0123456789abcdef"
 
-# The event types the app is told the mappings plan or ignore.
+# The event types that the app receives as planned or ignored by the mappings.
 EVENT_TYPES = ("SIM/Updated", "SIM/Created")
 
 
